@@ -1,0 +1,296 @@
+//! The sequencer: gives committed events their place in the chain, in batches, and signs
+//! checkpoints.
+//!
+//! Requests insert events unchained inside their own transactions, so the chain head never
+//! serialises them. One sequencer at a time (a PostgreSQL transaction-level advisory lock; on
+//! SQLite the write lock of `BEGIN IMMEDIATE`) reads the head, chains every committed unchained
+//! event in (created_at, id) order and writes seq, prev_hash and hash. Each instance runs a
+//! sequencer thread; whichever gets the lock does the work.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::store::{self, EventRow};
+use super::{AuditSigner, ChainTip, ChainVerifier, Checkpoint, CheckpointPolicy, CheckpointVerifier, next_checkpoint};
+use crate::db::schema::{audit_checkpoints, audit_events};
+use crate::db::{DbConnection, is_unique_violation, write_tx};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+use crate::time::to_db;
+
+/// Advisory lock key of the sequencer ("humint-s").
+const SEQUENCER_LOCK_KEY: i64 = 0x6875_6d69_6e74_2d73;
+/// Events chained per transaction.
+const BATCH: i64 = 2000;
+/// How long the thread sleeps when nobody calls [`notify`].
+const IDLE_WAIT: Duration = Duration::from_millis(200);
+
+static WAKE: (Mutex<bool>, Condvar) = (Mutex::new(false), Condvar::new());
+
+/// Wakes sequencer threads: an event was appended.
+pub fn notify() {
+    if let Ok(mut pending) = WAKE.0.lock() {
+        *pending = true;
+        WAKE.1.notify_all();
+    }
+}
+
+fn wait_for_work() {
+    let Ok(guard) = WAKE.0.lock() else { return };
+    if let Ok((mut pending, _)) = WAKE.1.wait_timeout_while(guard, IDLE_WAIT, |pending| !*pending) {
+        *pending = false;
+    }
+}
+
+/// The background thread of one instance.
+pub struct Sequencer {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sequencer {
+    pub fn start(state: Arc<AppState>) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("audit-sequencer".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Acquire) {
+                    wait_for_work();
+                    if flag.load(Ordering::Acquire) || !state.migrated.load(Ordering::Acquire) {
+                        continue;
+                    }
+                    if let Err(e) = run_once(&state, false) {
+                        tracing::warn!(error = %e, "audit sequencer pass failed; retrying");
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                }
+            })
+            .ok();
+        Self { stop, thread }
+    }
+
+    pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        notify();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Sequencer {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// Chains everything committed so far, then signs a checkpoint if one is due — or, with
+/// `force`, of the head now if it is beyond the last checkpoint (tests and operators use this).
+pub fn run_once(state: &AppState, force: bool) -> AppResult<()> {
+    let mut conn = state.pool.get()?;
+    chain_pending(&mut conn)?;
+    let signer = audit_signer(state)?;
+    maybe_checkpoint(&mut conn, &signer, CheckpointPolicy::default(), state.clock.now(), force)
+}
+
+/// Chains pending events only (no checkpoint): `GET /audit/verify` calls this so that a verify
+/// right after a burst of requests sees them all.
+pub fn chain_pending(conn: &mut DbConnection) -> AppResult<()> {
+    while chain_batch(conn)? == BATCH {}
+    Ok(())
+}
+
+pub fn audit_signer(state: &AppState) -> AppResult<AuditSigner> {
+    let keyring = state.keys.keyring();
+    let key = keyring.audit_key();
+    AuditSigner::from_pkcs8(key.pkcs8_der(), key.key_id().to_string()).map_err(AppError::internal)
+}
+
+/// Takes the sequencer lock for the current transaction. On SQLite the transaction's
+/// `BEGIN IMMEDIATE` already excludes every other writer.
+fn lock(conn: &mut DbConnection) -> AppResult<bool> {
+    match conn {
+        DbConnection::Sqlite(_) => Ok(true),
+        DbConnection::Postgres(_) => {
+            #[derive(QueryableByName)]
+            struct Locked {
+                #[diesel(sql_type = diesel::sql_types::Bool)]
+                locked: bool,
+            }
+            let row: Locked =
+                diesel::sql_query(format!("SELECT pg_try_advisory_xact_lock({SEQUENCER_LOCK_KEY}) AS locked"))
+                    .get_result(conn)?;
+            Ok(row.locked)
+        }
+    }
+}
+
+fn head(conn: &mut DbConnection) -> AppResult<ChainTip> {
+    let head: Option<(Option<i64>, Option<Vec<u8>>)> = audit_events::table
+        .filter(audit_events::seq.is_not_null())
+        .order(audit_events::seq.desc())
+        .select((audit_events::seq, audit_events::hash))
+        .first(conn)
+        .optional()?;
+    match head {
+        None => Ok(ChainTip::genesis()),
+        Some((Some(seq), Some(hash))) => {
+            let hash: [u8; 32] = hash
+                .as_slice()
+                .try_into()
+                .map_err(|_| AppError::Integrity(format!("audit head {seq}: malformed hash")))?;
+            ChainTip::from_head(seq, hash).map_err(|e| AppError::Integrity(format!("audit head: {e}")))
+        }
+        Some(_) => Err(AppError::Integrity("audit head without hash".into())),
+    }
+}
+
+/// One transaction: chain up to [`BATCH`] committed events. Returns how many were chained
+/// (0 also when another instance holds the lock).
+fn chain_batch(conn: &mut DbConnection) -> AppResult<i64> {
+    write_tx(conn, |conn| {
+        if !lock(conn)? {
+            return Ok(0);
+        }
+        let pending: Vec<EventRow> = audit_events::table
+            .filter(audit_events::seq.is_null())
+            .order((audit_events::created_at.asc(), audit_events::id.asc()))
+            .limit(BATCH)
+            .select(EventRow::as_select())
+            .load(conn)?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        let mut tip = head(conn)?;
+        let mut chained = 0;
+        for row in &pending {
+            // A row whose outcome the service cannot have written stays unchained; verification
+            // reports it as left unchained.
+            let Some(record) = row.record(0) else {
+                tracing::error!(event = %row.id, "unchainable audit row left unchained");
+                continue;
+            };
+            let event = tip.append(record).map_err(|e| AppError::Integrity(format!("audit chain: {e}")))?;
+            diesel::update(audit_events::table.find(&row.id))
+                .set((
+                    audit_events::seq.eq(event.record.seq),
+                    audit_events::prev_hash.eq(event.prev_hash.to_vec()),
+                    audit_events::hash.eq(event.hash.to_vec()),
+                ))
+                .execute(conn)?;
+            chained += 1;
+        }
+        Ok(chained)
+    })
+}
+
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = audit_checkpoints)]
+pub struct CheckpointRow {
+    pub seq: i64,
+    pub hash: Vec<u8>,
+    pub note: String,
+    pub signature: String,
+    pub key_id: String,
+    pub created_at: chrono::NaiveDateTime,
+}
+
+impl CheckpointRow {
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            seq: self.seq,
+            hash_hex: hex::encode(&self.hash),
+            note: self.note.clone(),
+            signature_b64: self.signature.clone(),
+            key_id: self.key_id.clone(),
+        }
+    }
+}
+
+pub fn checkpoints(conn: &mut DbConnection) -> AppResult<Vec<CheckpointRow>> {
+    Ok(audit_checkpoints::table.order(audit_checkpoints::seq.asc()).select(CheckpointRow::as_select()).load(conn)?)
+}
+
+/// Signs the head if a checkpoint is due (or `force`), after verifying the stretch since the
+/// last checkpoint: a checkpoint is never signed over a chain that does not extend the last one.
+fn maybe_checkpoint(
+    conn: &mut DbConnection,
+    signer: &AuditSigner,
+    policy: CheckpointPolicy,
+    now: DateTime<Utc>,
+    force: bool,
+) -> AppResult<()> {
+    let tip = head(conn)?;
+    let last: Option<CheckpointRow> = audit_checkpoints::table
+        .order(audit_checkpoints::seq.desc())
+        .select(CheckpointRow::as_select())
+        .first(conn)
+        .optional()?;
+    let due = policy.is_due(last.as_ref().map(|c| (c.seq, c.created_at.and_utc())), tip.seq(), now);
+    if !(due || force && last.as_ref().is_none_or(|c| c.seq < tip.seq())) {
+        return Ok(());
+    }
+    let public = CheckpointVerifier::from_public_key(signer.public_key()).map_err(AppError::internal)?;
+    let anchor = match &last {
+        Some(row) => {
+            Some(public.verify(&row.checkpoint()).map_err(|e| AppError::Integrity(format!("last checkpoint: {e}")))?)
+        }
+        None => None,
+    };
+    let mut verifier = match &anchor {
+        Some(anchor) => ChainVerifier::resume_after(anchor),
+        None => ChainVerifier::new(&[], &public),
+    };
+    let mut after = anchor.as_ref().map_or(0, |a| a.seq());
+    loop {
+        let rows = store::chained_after(conn, after, 5000)?;
+        let Some(last_row) = rows.last() else { break };
+        after = last_row.seq.unwrap_or(after);
+        for row in &rows {
+            match row.chained() {
+                Some(event) => verifier.push(&event),
+                None => verifier.push_unreadable(row.seq.unwrap_or(after)),
+            }
+        }
+        if after >= tip.seq() {
+            break;
+        }
+    }
+    let report = verifier.finish();
+    let Some(verified) = report.into_verified() else {
+        tracing::error!("audit chain does not verify since the last checkpoint; not signing a new one");
+        return Err(AppError::Integrity("audit chain failed verification before checkpoint".into()));
+    };
+    let Some(target) =
+        next_checkpoint(anchor.as_ref(), &verified).map_err(|e| AppError::Integrity(format!("checkpoint: {e}")))?
+    else {
+        return Ok(());
+    };
+    let cp = signer.sign(&target);
+    let inserted = diesel::insert_into(audit_checkpoints::table)
+        .values((
+            audit_checkpoints::seq.eq(cp.seq),
+            audit_checkpoints::hash.eq(target.hash().to_vec()),
+            audit_checkpoints::note.eq(&cp.note),
+            audit_checkpoints::signature.eq(&cp.signature_b64),
+            audit_checkpoints::key_id.eq(&cp.key_id),
+            audit_checkpoints::created_at.eq(to_db(now)),
+        ))
+        .execute(conn);
+    match inserted {
+        Ok(_) => Ok(()),
+        // Another instance signed the same head a moment ago.
+        Err(e) if is_unique_violation(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}

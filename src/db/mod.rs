@@ -1,0 +1,201 @@
+//! Storage: one connection type over SQLite and PostgreSQL, chosen from the URL at run time.
+//!
+//! Both backends are always compiled in. The URL decides, explicitly: `sqlite://PATH` or a bare
+//! path is SQLite, `postgres://`/`postgresql://` is PostgreSQL, anything else is an error. We do
+//! not let diesel's `MultiConnection::establish` try each backend in turn, because a PostgreSQL
+//! URL tried as SQLite would silently create an empty file named after it.
+
+pub mod migrations;
+pub mod schema;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ManageConnection, Pool, PooledConnection};
+use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, ConnectionError};
+
+use crate::error::AppError;
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+pub type DbPool = Pool<DbManager>;
+pub type PooledDb = PooledConnection<DbManager>;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbUrlError {
+    #[error("unsupported database URL scheme `{0}` (use sqlite://PATH or postgres://...)")]
+    UnknownScheme(String),
+    #[error("empty SQLite path")]
+    EmptyPath,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Self, DbUrlError> {
+        let url = url.trim();
+        if let Some(rest) = url.strip_prefix("sqlite://") {
+            if rest.is_empty() {
+                return Err(DbUrlError::EmptyPath);
+            }
+            return Ok(Self::Sqlite(PathBuf::from(rest)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_string()));
+        }
+        if let Some((scheme, _)) = url.split_once("://") {
+            return Err(DbUrlError::UnknownScheme(scheme.to_string()));
+        }
+        // `sqlite:` without slashes and other `x:` forms are typos, not paths.
+        if let Some((scheme, _)) = url.split_once(':')
+            && !scheme.is_empty()
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '+')
+            && scheme.len() > 1
+        {
+            return Err(DbUrlError::UnknownScheme(scheme.to_string()));
+        }
+        if url.is_empty() {
+            return Err(DbUrlError::EmptyPath);
+        }
+        Ok(Self::Sqlite(PathBuf::from(url)))
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Self::Postgres(_))
+    }
+}
+
+/// Opens connections for the pool, each configured before first use.
+#[derive(Debug)]
+pub struct DbManager {
+    backend: Backend,
+}
+
+impl DbManager {
+    pub fn new(backend: Backend) -> Self {
+        Self { backend }
+    }
+}
+
+/// Applied to every SQLite connection: an acknowledged write must survive `kill -9` and power
+/// loss (WAL + synchronous=FULL); foreign keys are off by default in SQLite; the busy timeout
+/// lets concurrent writers queue instead of failing.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
+
+impl ManageConnection for DbManager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        match &self.backend {
+            Backend::Postgres(url) => {
+                PgConnection::establish(url).map(DbConnection::Postgres).map_err(diesel::r2d2::Error::ConnectionError)
+            }
+            Backend::Sqlite(path) => {
+                let path = path.to_str().ok_or_else(|| {
+                    diesel::r2d2::Error::ConnectionError(ConnectionError::InvalidConnectionUrl(
+                        "SQLite path is not UTF-8".into(),
+                    ))
+                })?;
+                let mut conn = SqliteConnection::establish(path).map_err(diesel::r2d2::Error::ConnectionError)?;
+                conn.batch_execute(SQLITE_PRAGMAS).map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        conn.batch_execute("SELECT 1").map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        <DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(conn)
+    }
+}
+
+/// Builds the pool without connecting: the service starts (and answers 503) while the database
+/// is down, and recovers by itself when it returns.
+pub fn build_pool(backend: &Backend, size: u32, connect_timeout: Duration) -> Result<DbPool, AppError> {
+    if let Backend::Sqlite(path) = backend
+        && let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| AppError::internal(format!("creating {}: {e}", dir.display())))?;
+    }
+    Ok(Pool::builder()
+        .max_size(size)
+        .min_idle(Some(0))
+        .connection_timeout(connect_timeout)
+        // A network database can vanish under an idle connection; check before use so a dead
+        // connection is replaced instead of failing a request. SQLite files do not vanish.
+        .test_on_check_out(backend.is_postgres())
+        .build_unchecked(DbManager::new(backend.clone())))
+}
+
+/// Runs `f` in a write transaction. On SQLite it starts with `BEGIN IMMEDIATE`, taking the write
+/// lock up front: a deferred transaction that reads then writes can fail with SQLITE_BUSY when
+/// another writer got in between, which the busy timeout cannot cure.
+pub fn write_tx<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<diesel::result::Error>,
+{
+    match conn {
+        DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
+        DbConnection::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    // The multi-connection's transaction manager delegates to the inner connection's, so the
+    // transaction begun above is the one committed or rolled back here.
+    match f(conn) {
+        Ok(value) => {
+            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            if let Err(rollback) = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn) {
+                tracing::warn!(error = %rollback, "rollback failed");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Is this diesel error a unique-constraint violation (a lost race on insert)?
+pub fn is_unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(e, diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_is_chosen_from_the_url() {
+        assert_eq!(
+            Backend::from_url("sqlite://./data/humint.db").unwrap(),
+            Backend::Sqlite(PathBuf::from("./data/humint.db"))
+        );
+        assert_eq!(Backend::from_url("/tmp/x.db").unwrap(), Backend::Sqlite(PathBuf::from("/tmp/x.db")));
+        assert!(Backend::from_url("postgres://u@h/db").unwrap().is_postgres());
+        assert!(Backend::from_url("postgresql://u@h/db").unwrap().is_postgres());
+    }
+
+    #[test]
+    fn unknown_schemes_and_typos_are_errors() {
+        for bad in ["mysql://u@h/db", "postgress://u@h/db", "sqlite:humint.db", "file://x.db", "", "sqlite://"] {
+            assert!(Backend::from_url(bad).is_err(), "{bad} must be refused");
+        }
+    }
+}

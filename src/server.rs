@@ -1,0 +1,123 @@
+//! The route table and the application: every route and every middleware, in one place.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpRequest, HttpServer, web};
+
+use crate::auth::actor::{authenticate, require_roles};
+use crate::error::AppError;
+use crate::http::json::BodyLimit;
+use crate::http::middleware::{request_context, security_headers};
+use crate::state::AppState;
+use crate::users::model::Role;
+use crate::{audit, auth, health, openapi, users};
+
+/// Every route, as (method, path template). A test checks that the server answers each of these
+/// and that the OpenAPI document describes exactly these.
+pub const ROUTE_TABLE: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/api/v1/openapi.json"),
+    ("POST", "/api/v1/auth/login"),
+    ("POST", "/api/v1/auth/refresh"),
+    ("POST", "/api/v1/auth/logout"),
+    ("GET", "/api/v1/me"),
+    ("POST", "/api/v1/me/password"),
+    ("POST", "/api/v1/users"),
+    ("GET", "/api/v1/users"),
+    ("GET", "/api/v1/users/{id}"),
+    ("PATCH", "/api/v1/users/{id}"),
+    ("GET", "/api/v1/audit/events"),
+    ("GET", "/api/v1/audit/verify"),
+    ("GET", "/api/v1/audit/checkpoints"),
+    ("GET", "/api/v1/audit/export"),
+];
+
+/// Public routes first; everything else under `/api/v1` passes [`authenticate`] and, per scope,
+/// a role guard — both before any body is read.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .service(
+            web::scope("/api/v1")
+                .route("/openapi.json", web::get().to(openapi::serve))
+                .route("/auth/login", web::post().to(auth::routes::login))
+                .route("/auth/refresh", web::post().to(auth::routes::refresh))
+                .service(
+                    web::scope("")
+                        .wrap(from_fn(authenticate))
+                        .route("/auth/logout", web::post().to(auth::routes::logout))
+                        .route("/me", web::get().to(auth::routes::me))
+                        .route("/me/password", web::post().to(auth::routes::change_password))
+                        .service(
+                            web::scope("/users")
+                                .wrap(from_fn(admin_only))
+                                .route("", web::post().to(users::routes::create))
+                                .route("", web::get().to(users::routes::list))
+                                .route("/{id}", web::get().to(users::routes::get))
+                                .route("/{id}", web::patch().to(users::routes::update)),
+                        )
+                        .service(
+                            web::scope("/audit")
+                                .wrap(from_fn(compliance_only))
+                                .route("/events", web::get().to(audit::routes::events))
+                                .route("/verify", web::get().to(audit::routes::verify))
+                                .route("/checkpoints", web::get().to(audit::routes::checkpoints))
+                                .route("/export", web::get().to(audit::routes::export)),
+                        ),
+                ),
+        )
+        .default_service(web::to(not_found));
+}
+
+async fn admin_only(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    require_roles(req, next, &[Role::Admin]).await
+}
+
+async fn compliance_only(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    require_roles(req, next, &[Role::Compliance]).await
+}
+
+async fn not_found() -> Result<actix_web::HttpResponse, AppError> {
+    Err(AppError::NotFound)
+}
+
+/// Query strings of the wrong shape are client errors of the body kind: 422 naming the field.
+fn query_error(err: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    let message = err.to_string();
+    let field = message
+        .split('`')
+        .nth(1)
+        .filter(|f| f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or("query")
+        .to_string();
+    AppError::field(field, "invalid query parameter").into()
+}
+
+/// Starts the HTTP server on `listener` (port 0 in tests).
+pub fn run(state: web::Data<AppState>, listener: TcpListener) -> std::io::Result<Server> {
+    let limit = state.config.json_limit_bytes;
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(BodyLimit(limit))
+            .app_data(web::QueryConfig::default().error_handler(query_error))
+            .app_data(web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
+            .wrap(from_fn(security_headers))
+            .wrap(from_fn(request_context))
+            .configure(routes)
+    })
+    .workers(workers)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

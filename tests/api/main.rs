@@ -1,0 +1,14 @@
+//! The integration suite: the real server over HTTP, on SQLite by default or on PostgreSQL when
+//! `HUMINT_TEST_DATABASE_URL` is set (each test in its own fresh database).
+
+#![expect(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
+
+mod audit;
+mod audit_chain_independent;
+mod audit_vectors;
+mod input;
+mod lockout;
+mod ops;
+mod support;
+mod tokens;
+mod users;
