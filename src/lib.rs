@@ -5,8 +5,10 @@
 
 pub mod access;
 pub mod app;
+pub mod assignments;
 pub mod audit;
 pub mod auth;
+pub mod authorisations;
 pub mod bootstrap;
 pub mod cli;
 pub mod clock;
@@ -18,7 +20,9 @@ pub mod health;
 pub mod http;
 pub mod keys;
 pub mod openapi;
+pub mod sealed;
 pub mod server;
+pub mod sources;
 pub mod state;
 pub mod time;
 pub mod users;

@@ -8,7 +8,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::{audit, auth, health, users};
+use crate::{assignments, audit, auth, authorisations, health, sources, users};
 
 /// An error answer (RFC 9457). Every 4xx and 5xx response of the API has this body.
 #[derive(ToSchema)]
@@ -40,6 +40,18 @@ pub struct Problem {
         users::routes::list,
         users::routes::get,
         users::routes::update,
+        sources::routes::register,
+        sources::routes::list,
+        sources::routes::get,
+        sources::routes::get_identity,
+        sources::routes::put_identity,
+        sources::routes::change_status,
+        assignments::routes::list,
+        assignments::routes::create,
+        assignments::routes::end,
+        authorisations::routes::grant,
+        authorisations::routes::list,
+        authorisations::routes::cancel,
         audit::routes::events,
         audit::routes::verify,
         audit::routes::checkpoints,
@@ -49,6 +61,8 @@ pub struct Problem {
     modifiers(&Security, &ProblemBodies),
     tags(
         (name = "health"), (name = "auth"), (name = "users", description = "admin only"),
+        (name = "sources", description = "handlers and controllers, need-to-know per source"),
+        (name = "assignments"), (name = "authorisations"),
         (name = "audit", description = "compliance only"), (name = "meta")
     )
 )]

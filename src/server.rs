@@ -12,7 +12,7 @@ use crate::http::json::BodyLimit;
 use crate::http::middleware::{request_context, security_headers};
 use crate::state::AppState;
 use crate::users::model::Role;
-use crate::{audit, auth, health, openapi, users};
+use crate::{assignments, audit, auth, authorisations, health, openapi, sources, users};
 
 /// Every route, as (method, path template). A test checks that the server answers each of these
 /// and that the OpenAPI document describes exactly these.
@@ -29,6 +29,18 @@ pub const ROUTE_TABLE: &[(&str, &str)] = &[
     ("GET", "/api/v1/users"),
     ("GET", "/api/v1/users/{id}"),
     ("PATCH", "/api/v1/users/{id}"),
+    ("POST", "/api/v1/sources"),
+    ("GET", "/api/v1/sources"),
+    ("GET", "/api/v1/sources/{id}"),
+    ("GET", "/api/v1/sources/{id}/identity"),
+    ("PUT", "/api/v1/sources/{id}/identity"),
+    ("POST", "/api/v1/sources/{id}/status"),
+    ("GET", "/api/v1/sources/{id}/assignments"),
+    ("POST", "/api/v1/sources/{id}/assignments"),
+    ("DELETE", "/api/v1/sources/{id}/assignments/{assignment_id}"),
+    ("POST", "/api/v1/sources/{id}/authorisations"),
+    ("GET", "/api/v1/sources/{id}/authorisations"),
+    ("POST", "/api/v1/sources/{id}/authorisations/{aid}/cancel"),
     ("GET", "/api/v1/audit/events"),
     ("GET", "/api/v1/audit/verify"),
     ("GET", "/api/v1/audit/checkpoints"),
@@ -60,6 +72,42 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                                 .route("/{id}", web::patch().to(users::routes::update)),
                         )
                         .service(
+                            // Handlers and controllers only; the controller's own work is guarded
+                            // per resource. Need-to-know per source is `access`'s, in the handlers.
+                            web::scope("/sources")
+                                .wrap(from_fn(source_roles))
+                                .route("", web::post().to(sources::routes::register))
+                                .route("", web::get().to(sources::routes::list))
+                                .route("/{id}", web::get().to(sources::routes::get))
+                                .route("/{id}/identity", web::get().to(sources::routes::get_identity))
+                                .route("/{id}/identity", web::put().to(sources::routes::put_identity))
+                                .service(
+                                    web::resource("/{id}/status")
+                                        .wrap(from_fn(controller_only))
+                                        .route(web::post().to(sources::routes::change_status)),
+                                )
+                                .service(
+                                    web::resource("/{id}/assignments")
+                                        .route(web::get().to(assignments::routes::list))
+                                        .route(web::post().to(assignments::routes::create).wrap(from_fn(controller_only))),
+                                )
+                                .service(
+                                    web::resource("/{id}/assignments/{assignment_id}")
+                                        .wrap(from_fn(controller_only))
+                                        .route(web::delete().to(assignments::routes::end)),
+                                )
+                                .service(
+                                    web::resource("/{id}/authorisations")
+                                        .route(web::get().to(authorisations::routes::list))
+                                        .route(web::post().to(authorisations::routes::grant).wrap(from_fn(controller_only))),
+                                )
+                                .service(
+                                    web::resource("/{id}/authorisations/{aid}/cancel")
+                                        .wrap(from_fn(controller_only))
+                                        .route(web::post().to(authorisations::routes::cancel)),
+                                ),
+                        )
+                        .service(
                             web::scope("/audit")
                                 .wrap(from_fn(compliance_only))
                                 .route("/events", web::get().to(audit::routes::events))
@@ -77,6 +125,20 @@ async fn admin_only(
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
     require_roles(req, next, &[Role::Admin]).await
+}
+
+async fn source_roles(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    require_roles(req, next, &[Role::Handler, Role::Controller]).await
+}
+
+async fn controller_only(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    require_roles(req, next, &[Role::Controller]).await
 }
 
 async fn compliance_only(

@@ -91,3 +91,91 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     audit_checkpoints
 );
+
+diesel::table! {
+    sources (id) {
+        id -> Text,
+        urn -> Text,
+        pseudonym -> Text,
+        unit -> Text,
+        status -> Text,
+        risk_level -> Text,
+        juvenile -> Bool,
+        registered_at -> Timestamp,
+        registered_by -> Text,
+        blind_index -> Nullable<BigInt>,
+        duplicate_suspected -> Bool,
+        status_drift -> Bool,
+        reactivated -> Bool,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    urn_counters (unit, year) {
+        unit -> Text,
+        year -> Integer,
+        last_value -> BigInt,
+    }
+}
+
+diesel::table! {
+    source_identities (source_id) {
+        source_id -> Text,
+        legal_name -> Binary,
+        aliases -> Binary,
+        date_of_birth -> Binary,
+        nationality -> Binary,
+        phone -> Binary,
+        address -> Binary,
+        notes -> Binary,
+        updated_at -> Timestamp,
+        updated_by -> Text,
+    }
+}
+
+diesel::table! {
+    source_status_changes (id) {
+        id -> Text,
+        source_id -> Text,
+        from_status -> Text,
+        to_status -> Text,
+        reason -> Binary,
+        changed_by -> Text,
+        changed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    assignments (id) {
+        id -> Text,
+        source_id -> Text,
+        user_id -> Text,
+        role -> Text,
+        started_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+        assigned_by -> Text,
+        ended_by -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    authorisations (id) {
+        id -> Text,
+        source_id -> Text,
+        purpose -> Binary,
+        valid_from -> Timestamp,
+        valid_until -> Timestamp,
+        granted_by -> Text,
+        granted_at -> Timestamp,
+        cancelled_at -> Nullable<Timestamp>,
+        cancelled_by -> Nullable<Text>,
+        cancel_reason -> Nullable<Binary>,
+    }
+}
+
+diesel::joinable!(assignments -> sources (source_id));
+diesel::joinable!(assignments -> users (user_id));
+diesel::joinable!(authorisations -> sources (source_id));
+diesel::joinable!(source_identities -> sources (source_id));
+diesel::allow_tables_to_appear_in_same_query!(sources, urn_counters, source_identities, source_status_changes, assignments, authorisations, users);

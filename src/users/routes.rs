@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 use super::model::{Role, Roles, RolesError, UNIT_RE, USERNAME_RE, UserView};
 use super::queries::{self, NewUser, UserChanges};
 use crate::access;
+use crate::assignments::queries as assignment_queries;
 use crate::audit::{self, Event, Outcome};
 use crate::auth::actor::Actor;
 use crate::auth::passwords::password_length_ok;
@@ -179,11 +180,23 @@ pub async fn update(
         .db(move |conn| {
             write_tx(conn, |conn| {
                 let summary = changes.summary();
+                let standing_changed = changes.roles.is_some() || changes.unit.is_some() || changes.disabled.is_some();
                 let user = queries::update(conn, id, changes, now)?.ok_or(AppError::NotFound)?;
                 let event = Event::by(&actor, "user.update", Outcome::Allowed)
                     .resource("user", Some(id.to_string()))
                     .reason(&summary);
                 audit::append(conn, &ctx, event, now)?;
+                if standing_changed {
+                    // Access needs the role and the unit *now*: assignments that no longer fit
+                    // end in this same transaction, each recorded.
+                    for ended in assignment_queries::end_unfit(conn, &user, actor.user_id, now)? {
+                        let event = Event::by(&actor, "assignment.end", Outcome::Allowed)
+                            .resource("assignment", Some(ended.id.clone()))
+                            .source(&ended.source_id)
+                            .reason("assignee_no_longer_fits");
+                        audit::append(conn, &ctx, event, now)?;
+                    }
+                }
                 Ok(user)
             })
         })

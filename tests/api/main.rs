@@ -4,11 +4,15 @@
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod audit;
+mod canary;
 mod audit_chain_independent;
 mod audit_vectors;
 mod input;
 mod lockout;
+mod matrix;
 mod ops;
+mod sources;
 mod support;
 mod tokens;
 mod users;
+mod world;

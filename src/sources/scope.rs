@@ -1,0 +1,115 @@
+//! Entering a source-scoped request: load the source and the caller's place on it, ask
+//! `access`, and record a refusal. Every source-scoped route starts here, so a hidden source
+//! and a missing one cost the same work (one lookup, one audit event) and answer the same 404.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::model::SourceRow;
+use crate::access::{self, Decision, SourceAction, SourceFacts};
+use crate::assignments::model::AssignmentRole;
+use crate::assignments::queries as assignment_queries;
+use crate::audit::{self, Event, Outcome};
+use crate::auth::actor::Actor;
+use crate::db::DbConnection;
+use crate::db::schema::sources;
+use crate::error::{AppError, AppResult};
+use crate::http::context::RequestContext;
+
+/// A source the caller may act on, with the rule that allowed it.
+pub struct SourceScope {
+    pub source: SourceRow,
+    pub rule: &'static str,
+    /// The caller's active assignments on the source.
+    pub my_assignments: Vec<AssignmentRole>,
+}
+
+impl SourceScope {
+    pub fn facts(&self) -> SourceFacts<'_> {
+        SourceFacts { unit: &self.source.unit, assignments: &self.my_assignments }
+    }
+
+    /// The allowed event for this request, naming the source and the rule.
+    pub fn event(&self, actor: &Actor, action: &'static str) -> Event {
+        Event::by(actor, action, Outcome::Allowed)
+            .resource("source", Some(self.source.id.clone()))
+            .source(&self.source.id)
+            .reason(self.rule)
+    }
+}
+
+/// Path ids that are not UUIDs name no source; they are recorded cut short and printable.
+fn recordable(raw: &str) -> String {
+    raw.chars().filter(|c| !c.is_control()).take(64).collect()
+}
+
+pub fn load(conn: &mut DbConnection, id: &str) -> AppResult<Option<SourceRow>> {
+    Ok(sources::table.find(id).select(SourceRow::as_select()).first(conn).optional()?)
+}
+
+/// Decides `action` on the source named by `raw_id`. Denied (hidden or missing): the event is
+/// committed on its own and the answer is 404.
+pub fn enter(
+    conn: &mut DbConnection,
+    ctx: &RequestContext,
+    actor: &Actor,
+    raw_id: &str,
+    action: SourceAction,
+    audit_action: &'static str,
+    now: DateTime<Utc>,
+) -> AppResult<SourceScope> {
+    let source = match uuid::Uuid::parse_str(raw_id) {
+        Ok(id) => load(conn, &id.to_string())?,
+        Err(_) => None,
+    };
+    let my_assignments = match &source {
+        Some(s) => assignment_queries::active_roles(conn, &s.id, actor.user_id)?,
+        None => Vec::new(),
+    };
+    let facts = source.as_ref().map(|s| SourceFacts { unit: &s.unit, assignments: &my_assignments });
+    match access::decide_source(actor, action, facts.as_ref()) {
+        Decision::Allow(rule) => match source {
+            Some(source) => Ok(SourceScope { source, rule, my_assignments }),
+            None => Err(AppError::internal("access allowed a missing source")),
+        },
+        Decision::Deny(reason) => {
+            let id = recordable(raw_id);
+            let event = Event::by(actor, audit_action, Outcome::Denied)
+                .resource("source", Some(id.clone()))
+                .source(id)
+                .reason(reason);
+            audit::append_alone(conn, ctx, event, now)?;
+            Err(AppError::NotFound)
+        }
+    }
+}
+
+/// Runs a change inside one write transaction that also records `event` (built by `work` from
+/// what it did). If the work fails, it rolls back and the refusal is recorded on its own, so
+/// every source-scoped request leaves exactly one event.
+pub fn audited_change<T>(
+    conn: &mut DbConnection,
+    ctx: &RequestContext,
+    refused: Event,
+    now: DateTime<Utc>,
+    work: impl FnOnce(&mut DbConnection) -> AppResult<(T, Event)>,
+) -> AppResult<T> {
+    let result = crate::db::write_tx(conn, |conn| {
+        let (value, event) = work(conn)?;
+        audit::append(conn, ctx, event, now)?;
+        Ok(value)
+    });
+    if let Err(e) = &result {
+        let reason = match e {
+            AppError::Validation(_) => "invalid_input",
+            AppError::Conflict(_) => "conflict",
+            AppError::Gone => "key_destroyed",
+            AppError::Unavailable(_) => return result,
+            _ => "failed",
+        };
+        let mut event = refused;
+        event.outcome = Outcome::Denied;
+        audit::append_alone(conn, ctx, event.reason(reason), now)?;
+    }
+    result
+}
