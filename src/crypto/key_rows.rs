@@ -163,9 +163,11 @@ pub fn insert(conn: &mut DbConnection, key: &WrappedKey, now: DateTime<Utc>) -> 
 /// Destroys `owner`'s wrapped key, keeping the row as a record; returns how many rows changed
 /// (0 when there is no live key).
 pub fn destroy(conn: &mut DbConnection, owner: Owner, now: DateTime<Utc>) -> AppResult<usize> {
-    Ok(diesel::update(data_keys::table.filter(data_keys::owner.eq(owner.to_string())).filter(data_keys::wrapped.is_not_null()))
-        .set((data_keys::wrapped.eq(None::<Vec<u8>>), data_keys::destroyed_at.eq(Some(to_db(now)))))
-        .execute(conn)?)
+    Ok(diesel::update(
+        data_keys::table.filter(data_keys::owner.eq(owner.to_string())).filter(data_keys::wrapped.is_not_null()),
+    )
+    .set((data_keys::wrapped.eq(None::<Vec<u8>>), data_keys::destroyed_at.eq(Some(to_db(now)))))
+    .execute(conn)?)
 }
 
 /// Live keys not wrapped under `version`, in id order after `after_id` (keyset paging, so a key

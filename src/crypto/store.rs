@@ -179,10 +179,11 @@ impl DataKeyStore {
             Some(actor) => Event::by(actor, "key.shred", Outcome::Allowed),
             None => Event::new("key.shred", Outcome::Allowed),
         };
-        let event = event
-            .resource("data_key", Some(row.id))
-            .source(source_id)
-            .reason(if destroyed { "data key destroyed" } else { "data key was already destroyed" });
+        let event = event.resource("data_key", Some(row.id)).source(source_id).reason(if destroyed {
+            "data key destroyed"
+        } else {
+            "data key was already destroyed"
+        });
         append(conn, ctx, event, now)
     }
 

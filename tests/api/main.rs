@@ -7,6 +7,7 @@ mod audit;
 mod audit_chain_independent;
 mod audit_vectors;
 mod input;
+mod keys;
 mod lockout;
 mod ops;
 mod support;
