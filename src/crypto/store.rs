@@ -103,8 +103,11 @@ impl DataKeyStore {
     /// The unwrapped key of `owner`: from the cache, or read, unwrapped and cached.
     pub fn key_of(&self, keys: &Keys, conn: &mut DbConnection, owner: Owner) -> AppResult<Arc<DataKey>> {
         let now = Instant::now();
+        let mut just_read = None;
         if self.cache.generation_check_due(now) {
-            self.cache.observe_generation(key_rows::generation(conn)?, now);
+            let generation = key_rows::generation(conn)?;
+            self.cache.observe_generation(generation, now);
+            just_read = Some(generation);
         }
         if let Some(key) = self.cache.get(owner, now) {
             return Ok(key);
@@ -112,7 +115,10 @@ impl DataKeyStore {
         // The generation is read before the row, in the same transaction: if the key is
         // destroyed after this read, its generation is newer and the cache refuses this entry
         // (or drops it at the next check).
-        let generation = key_rows::generation(conn)?;
+        let generation = match just_read {
+            Some(generation) => generation,
+            None => key_rows::generation(conn)?,
+        };
         let row = key_rows::by_owner(conn, owner)?
             .ok_or_else(|| AppError::Integrity(format!("no data key exists for owner {owner}")))?;
         let wrapped = match row.parse()? {
