@@ -52,17 +52,20 @@ pub struct Rotated {
 /// The file is replaced before the database names the version, so no instance is ever told to
 /// use a version that no keyring file holds.
 pub fn rotate(conn: &mut DbConnection, keyring_path: &Path, now: DateTime<Utc>) -> AppResult<Rotated> {
-    write_tx(conn, |conn| {
+    let result = write_tx(conn, |conn| -> AppResult<Result<Rotated, (u32, String)>> {
         key_rows::lock_key_admin(conn)?;
         let previous = key_rows::active_kek_version(conn, false)?;
         let mut keyring = load(keyring_path)?;
         if keyring.kek(previous).is_none() {
             // A stale or foreign keyring: adding latest + 1 to it could reuse a version number
             // that already has another key in the real keyring.
-            return Err(AppError::Conflict(format!(
-                "the database's active KEK version is {previous}, which {} does not hold: this is not the \
-                 deployment's current keyring",
-                keyring_path.display()
+            return Ok(Err((
+                previous,
+                format!(
+                    "the database's active KEK version is {previous}, which {} does not hold: this is not \
+                     the deployment's current keyring",
+                    keyring_path.display()
+                ),
             )));
         }
         let active = keyring.add_kek_version().map_err(|e| keyring_error(keyring_path, e))?;
@@ -72,8 +75,9 @@ pub fn rotate(conn: &mut DbConnection, keyring_path: &Path, now: DateTime<Utc>) 
             .resource("kek", Some(active.to_string()))
             .reason(&format!("active KEK version {previous} -> {active}"));
         append(conn, &RequestContext::system(), event, now)?;
-        Ok(Rotated { previous, active })
-    })
+        Ok(Ok(Rotated { previous, active }))
+    })?;
+    result.map_err(|(version, why)| refuse(conn, "key.rotate", version, why, now))
 }
 
 /// Progress and result of `rewrap`.
@@ -150,8 +154,8 @@ fn rewrap_batch(
             .reason(&format!("{done} data keys re-wrapped under KEK version {}", state.active));
         append(conn, &RequestContext::system(), event, now)?;
     }
-    // Counted only once the batch's transaction is about to commit; a failed commit returns an
-    // error and the run stops with the committed batches done.
+    // Counted before the commit: if the commit fails, `rewrap` returns that error and these
+    // counts are never reported; the batches committed before stay done.
     state.rewrapped += done;
     state.failed.extend(failed);
     Ok((rows.len(), rows.last().map(|r| r.id.clone())))

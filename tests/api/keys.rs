@@ -225,6 +225,8 @@ async fn a_rotation_with_a_stale_keyring_is_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not the deployment's current keyring"), "{}", stderr(&out));
     assert_eq!(Keyring::load(&stale).unwrap().latest_kek_version(), 1, "the stale file is left alone");
+    assert_eq!(audit_count(&app, "key.rotate", "allowed"), 1);
+    assert_eq!(audit_count(&app, "key.rotate", "denied"), 1);
 }
 
 #[tokio::test]
