@@ -34,7 +34,8 @@ impl Running {
 pub fn build_state(config: Config, clock: Clock) -> Result<web::Data<AppState>, StartupError> {
     let backend = Backend::from_url(config.database_url.expose()).map_err(|e| StartupError::Other(e.to_string()))?;
     let keyring = bootstrap::load_or_create_keyring(&config, &backend)?;
-    let keys = Keys::new(&config.keyring_path(), keyring, &config).map_err(|e| StartupError::Other(e.to_string()))?;
+    let keys =
+        Arc::new(Keys::new(&config.keyring_path(), keyring, &config).map_err(|e| StartupError::Other(e.to_string()))?);
     let pool = db::build_pool(&backend, config.db_pool_size, Duration::from_millis(config.db_connect_timeout_ms))
         .map_err(|e| StartupError::Other(e.to_string()))?;
     let passwords = PasswordPool::new(config.password_hash_concurrency, config.password_hash_queue)
@@ -44,6 +45,7 @@ pub fn build_state(config: Config, clock: Clock) -> Result<web::Data<AppState>, 
     let migrated = match pool.get() {
         Ok(mut conn) => {
             bootstrap::prepare_database(&mut conn, &config, &clock)?;
+            bootstrap::ensure_system_key(&mut conn, &keys, &clock)?;
             true
         }
         Err(e) => {
@@ -55,7 +57,7 @@ pub fn build_state(config: Config, clock: Clock) -> Result<web::Data<AppState>, 
         config,
         backend,
         pool,
-        keys: Arc::new(keys),
+        keys,
         clock,
         passwords,
         migrated: Arc::new(AtomicBool::new(migrated)),

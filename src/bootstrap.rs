@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::crypto::Keyring;
 use crate::db::{Backend, DbConnection, migrations, write_tx};
 use crate::error::AppError;
+use crate::keys::Keys;
 use crate::users::model::{Role, Roles};
 use crate::users::queries::{self, NewUser};
 
@@ -77,6 +78,14 @@ pub fn prepare_database(conn: &mut DbConnection, config: &Config, clock: &Clock)
         bootstrap_admin(conn, config, clock).map_err(|e| e.to_string().into())
     })
     .map_err(|e| StartupError::Database(e.to_string()))
+}
+
+/// Creates the system data key if it does not exist yet, in a transaction of its own, so that
+/// no request ever creates it inside work that may roll back. Needs the active KEK version in
+/// this instance's keyring (re-read from the file if need be).
+pub fn ensure_system_key(conn: &mut DbConnection, keys: &Keys, clock: &Clock) -> Result<(), StartupError> {
+    write_tx(conn, |conn| keys.ensure_system_key(conn, clock.now()))
+        .map_err(|e| StartupError::Other(format!("creating the system data key: {e}")))
 }
 
 /// On an empty database: user `admin` with a random password written to

@@ -29,14 +29,16 @@ impl Place {
 
 pub fn seal<T: Serialize + ?Sized>(key: &DataKey, place: Place, value: &T) -> AppResult<Vec<u8>> {
     let plain = zeroize::Zeroizing::new(serde_json::to_vec(value).map_err(AppError::internal)?);
-    key.seal(&place.context(key), &plain)
-        .map_err(|e| AppError::internal(format!("sealing {}.{} of row {}: {e}", place.table, place.column, place.row_id)))
+    key.seal(&place.context(key), &plain).map_err(|e| {
+        AppError::internal(format!("sealing {}.{} of row {}: {e}", place.table, place.column, place.row_id))
+    })
 }
 
 /// Opens a sealed value. Any failure — wrong row, column or owner, a flipped bit, a key that is
 /// not this owner's — is an integrity error naming table, column and row (never data).
 pub fn open<T: DeserializeOwned>(key: &DataKey, place: Place, blob: &[u8]) -> AppResult<T> {
-    let integrity = |what: &str| AppError::Integrity(format!("{}.{} of row {} {what}", place.table, place.column, place.row_id));
+    let integrity =
+        |what: &str| AppError::Integrity(format!("{}.{} of row {} {what}", place.table, place.column, place.row_id));
     let plain = key.open(&place.context(key), blob).map_err(|_| integrity("does not decrypt in its place"))?;
     serde_json::from_slice(&plain).map_err(|_| integrity("holds no valid value"))
 }

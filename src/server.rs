@@ -89,7 +89,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                                 .service(
                                     web::resource("/{id}/assignments")
                                         .route(web::get().to(assignments::routes::list))
-                                        .route(web::post().to(assignments::routes::create).wrap(from_fn(controller_only))),
+                                        .route(
+                                            web::post().to(assignments::routes::create).wrap(from_fn(controller_only)),
+                                        ),
                                 )
                                 .service(
                                     web::resource("/{id}/assignments/{assignment_id}")
@@ -99,7 +101,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                                 .service(
                                     web::resource("/{id}/authorisations")
                                         .route(web::get().to(authorisations::routes::list))
-                                        .route(web::post().to(authorisations::routes::grant).wrap(from_fn(controller_only))),
+                                        .route(
+                                            web::post()
+                                                .to(authorisations::routes::grant)
+                                                .wrap(from_fn(controller_only)),
+                                        ),
                                 )
                                 .service(
                                     web::resource("/{id}/authorisations/{aid}/cancel")

@@ -38,11 +38,13 @@ impl AppState {
     {
         let pool = self.pool.clone();
         let pending = (!self.migrated.load(Ordering::Acquire))
-            .then(|| (self.config.clone(), self.clock.clone(), self.migrated.clone()));
+            .then(|| (self.config.clone(), self.clock.clone(), self.keys.clone(), self.migrated.clone()));
         actix_web::web::block(move || {
             let mut conn = pool.get()?;
-            if let Some((config, clock, migrated)) = pending {
+            if let Some((config, clock, keys, migrated)) = pending {
                 crate::bootstrap::prepare_database(&mut conn, &config, &clock)
+                    .map_err(|e| AppError::Unavailable(e.to_string()))?;
+                crate::bootstrap::ensure_system_key(&mut conn, &keys, &clock)
                     .map_err(|e| AppError::Unavailable(e.to_string()))?;
                 migrated.store(true, Ordering::Release);
             }

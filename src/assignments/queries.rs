@@ -97,7 +97,12 @@ pub fn end(conn: &mut DbConnection, id: &str, by: Uuid, now: DateTime<Utc>) -> A
 /// Ends, in the caller's transaction, every active assignment of `user` that no longer fits:
 /// a disabled user, a role the user no longer holds, or a source outside the user's unit.
 /// Returns the ended rows (the caller audits them).
-pub fn end_unfit(conn: &mut DbConnection, user: &UserRow, by: Uuid, now: DateTime<Utc>) -> AppResult<Vec<AssignmentRow>> {
+pub fn end_unfit(
+    conn: &mut DbConnection,
+    user: &UserRow,
+    by: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<Vec<AssignmentRow>> {
     use crate::db::schema::sources;
     let active: Vec<(AssignmentRow, String)> = assignments::table
         .inner_join(sources::table)

@@ -30,13 +30,20 @@ pub struct CreateAssignment {
 #[utoipa::path(get, path = "/api/v1/sources/{id}/assignments", tag = "assignments", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = Vec<AssignmentView>, description = "full history, newest first"), (status = 401), (status = 403), (status = 404)))]
-pub async fn list(state: web::Data<AppState>, ctx: RequestContext, actor: Actor, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn list(
+    state: web::Data<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let now = state.clock.now();
     let items = state
         .db(move |conn| {
             let scope = scope::enter(conn, &ctx, &actor, &id, SourceAction::View, "assignment.list", now)?;
-            let items: Vec<AssignmentView> =
-                queries::history(conn, &scope.source.id)?.into_iter().map(|(row, name)| AssignmentView::from_row(&row, name)).collect();
+            let items: Vec<AssignmentView> = queries::history(conn, &scope.source.id)?
+                .into_iter()
+                .map(|(row, name)| AssignmentView::from_row(&row, name))
+                .collect();
             audit::append_alone(conn, &ctx, scope.event(&actor, "assignment.list"), now)?;
             Ok(items)
         })
@@ -83,7 +90,8 @@ pub async fn create(
                 let assignee: Option<UserRow> =
                     users::table.find(req.user_id.to_string()).select(UserRow::as_select()).first(conn).optional()?;
                 check_assignee(&actor, assignee.as_ref(), req.role, &scope.source.unit)?;
-                let row = queries::create(conn, &scope.source.id, &req.user_id.to_string(), req.role, actor.user_id, now)?;
+                let row =
+                    queries::create(conn, &scope.source.id, &req.user_id.to_string(), req.role, actor.user_id, now)?;
                 let name = assignee.map(|u| u.display_name).unwrap_or_default();
                 let event = scope.event(&actor, "assignment.create").resource("assignment", Some(row.id.clone()));
                 Ok((AssignmentView::from_row(&row, name), event))
@@ -107,7 +115,9 @@ pub async fn end(
     state
         .db(move |conn| {
             let scope = scope::enter(conn, &ctx, &actor, &id, SourceAction::Manage, "assignment.end", now)?;
-            let refused = scope.event(&actor, "assignment.end").resource("assignment", Some(assignment_id.chars().take(64).collect()));
+            let refused = scope
+                .event(&actor, "assignment.end")
+                .resource("assignment", Some(assignment_id.chars().take(64).collect()));
             audited_change(conn, &ctx, refused, now, |conn| {
                 let row = queries::find(conn, &scope.source.id, &assignment_id)?.ok_or(AppError::NotFound)?;
                 if !queries::end(conn, &row.id, actor.user_id, now)? {

@@ -65,7 +65,7 @@ impl Sequencer {
                     if flag.load(Ordering::Acquire) || !state.migrated.load(Ordering::Acquire) {
                         continue;
                     }
-                    if let Err(e) = run_once(&state, false) {
+                    if let Err(e) = background_pass(&state) {
                         tracing::warn!(error = %e, "audit sequencer pass failed; retrying");
                         std::thread::sleep(Duration::from_millis(500));
                     }
@@ -94,6 +94,14 @@ impl Drop for Sequencer {
     }
 }
 
+/// The background thread's pass: chain what no other instance is chaining, checkpoint if due.
+fn background_pass(state: &AppState) -> AppResult<()> {
+    let mut conn = state.pool.get()?;
+    while chain_batch(&mut conn, Lock::Try)? == BATCH {}
+    let signer = audit_signer(state)?;
+    maybe_checkpoint(&mut conn, &signer, CheckpointPolicy::default(), state.clock.now(), false)
+}
+
 /// Chains everything committed so far, then signs a checkpoint if one is due — or, with
 /// `force`, of the head now if it is beyond the last checkpoint (tests and operators use this).
 pub fn run_once(state: &AppState, force: bool) -> AppResult<()> {
@@ -105,9 +113,19 @@ pub fn run_once(state: &AppState, force: bool) -> AppResult<()> {
 
 /// Chains pending events only (no checkpoint): `GET /audit/verify` calls this so that a verify
 /// right after a burst of requests sees them all.
+/// It waits for a sequencer running elsewhere to finish rather than skipping.
 pub fn chain_pending(conn: &mut DbConnection) -> AppResult<()> {
-    while chain_batch(conn)? == BATCH {}
+    while chain_batch(conn, Lock::Wait)? == BATCH {}
     Ok(())
+}
+
+/// Whether a pass waits for another sequencer or leaves the work to it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lock {
+    /// The background thread: another instance is already chaining, nothing to do.
+    Try,
+    /// Someone needs everything committed so far chained before going on (verification).
+    Wait,
 }
 
 pub fn audit_signer(state: &AppState) -> AppResult<AuditSigner> {
@@ -118,9 +136,13 @@ pub fn audit_signer(state: &AppState) -> AppResult<AuditSigner> {
 
 /// Takes the sequencer lock for the current transaction. On SQLite the transaction's
 /// `BEGIN IMMEDIATE` already excludes every other writer.
-fn lock(conn: &mut DbConnection) -> AppResult<bool> {
+fn lock(conn: &mut DbConnection, mode: Lock) -> AppResult<bool> {
     match conn {
         DbConnection::Sqlite(_) => Ok(true),
+        DbConnection::Postgres(_) if mode == Lock::Wait => {
+            diesel::sql_query(format!("SELECT pg_advisory_xact_lock({SEQUENCER_LOCK_KEY})")).execute(conn)?;
+            Ok(true)
+        }
         DbConnection::Postgres(_) => {
             #[derive(QueryableByName)]
             struct Locked {
@@ -157,9 +179,9 @@ fn head(conn: &mut DbConnection) -> AppResult<ChainTip> {
 
 /// One transaction: chain up to [`BATCH`] committed events. Returns how many were chained
 /// (0 also when another instance holds the lock).
-fn chain_batch(conn: &mut DbConnection) -> AppResult<i64> {
+fn chain_batch(conn: &mut DbConnection, mode: Lock) -> AppResult<i64> {
     write_tx(conn, |conn| {
-        if !lock(conn)? {
+        if !lock(conn, mode)? {
             return Ok(0);
         }
         let pending: Vec<EventRow> = audit_events::table

@@ -84,7 +84,11 @@ pub fn period(
         return Err(AppError::field("valid_until", "must be after valid_from"));
     }
     if until > max {
-        let what = if juvenile { "may be at most 4 months after valid_from for a juvenile" } else { "may be at most 12 months after valid_from" };
+        let what = if juvenile {
+            "may be at most 4 months after valid_from for a juvenile"
+        } else {
+            "may be at most 12 months after valid_from"
+        };
         return Err(AppError::field("valid_until", what));
     }
     Ok((crate::time::truncate_micros(valid_from), crate::time::truncate_micros(until)))

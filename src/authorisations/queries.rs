@@ -22,7 +22,12 @@ pub struct NewAuthorisation<'a> {
     pub granted_by: Uuid,
 }
 
-pub fn create(conn: &mut DbConnection, key: &DataKey, new: NewAuthorisation, now: DateTime<Utc>) -> AppResult<AuthorisationRow> {
+pub fn create(
+    conn: &mut DbConnection,
+    key: &DataKey,
+    new: NewAuthorisation,
+    now: DateTime<Utc>,
+) -> AppResult<AuthorisationRow> {
     let id = Uuid::new_v4();
     let row = AuthorisationRow {
         id: id.to_string(),
@@ -59,21 +64,36 @@ pub fn list(conn: &mut DbConnection, source_id: &str) -> AppResult<Vec<Authorisa
 }
 
 /// Cancels if not cancelled yet; returns whether it did.
-pub fn cancel(conn: &mut DbConnection, key: &DataKey, id: Uuid, reason: &str, by: Uuid, now: DateTime<Utc>) -> AppResult<bool> {
+pub fn cancel(
+    conn: &mut DbConnection,
+    key: &DataKey,
+    id: Uuid,
+    reason: &str,
+    by: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<bool> {
     let sealed_reason = sealed::seal(key, Place::new(TABLE, "cancel_reason", id), reason)?;
-    let n = diesel::update(authorisations::table.filter(authorisations::id.eq(id.to_string())).filter(authorisations::cancelled_at.is_null()))
-        .set((
-            authorisations::cancelled_at.eq(to_db(now)),
-            authorisations::cancelled_by.eq(by.to_string()),
-            authorisations::cancel_reason.eq(sealed_reason),
-        ))
-        .execute(conn)?;
+    let n = diesel::update(
+        authorisations::table
+            .filter(authorisations::id.eq(id.to_string()))
+            .filter(authorisations::cancelled_at.is_null()),
+    )
+    .set((
+        authorisations::cancelled_at.eq(to_db(now)),
+        authorisations::cancelled_by.eq(by.to_string()),
+        authorisations::cancel_reason.eq(sealed_reason),
+    ))
+    .execute(conn)?;
     Ok(n == 1)
 }
 
 /// Authorisations of several sources that may be in force at `at` (for views and lists); the
 /// caller applies [`AuthorisationRow::in_force_at`].
-pub fn current_for(conn: &mut DbConnection, source_ids: &[String], at: DateTime<Utc>) -> AppResult<Vec<AuthorisationRow>> {
+pub fn current_for(
+    conn: &mut DbConnection,
+    source_ids: &[String],
+    at: DateTime<Utc>,
+) -> AppResult<Vec<AuthorisationRow>> {
     if source_ids.is_empty() {
         return Ok(Vec::new());
     }

@@ -1,7 +1,6 @@
 //! `/api/v1/sources/{id}/authorisations`.
 
 use actix_web::{HttpResponse, web};
-use uuid::Uuid;
 
 use super::model::{AuthorisationView, CancelAuthorisation, GrantAuthorisation, period};
 use super::queries::{self, NewAuthorisation};
@@ -36,7 +35,13 @@ pub async fn grant(
                 let (valid_from, valid_until) = period(req.valid_from, req.valid_until, scope.source.juvenile, now)?;
                 let source_id = scope.source.uuid();
                 let key = keys.source_key(conn, source_id)?;
-                let new = NewAuthorisation { source_id, purpose: &req.purpose, valid_from, valid_until, granted_by: actor.user_id };
+                let new = NewAuthorisation {
+                    source_id,
+                    purpose: &req.purpose,
+                    valid_from,
+                    valid_until,
+                    granted_by: actor.user_id,
+                };
                 let row = queries::create(conn, &key, new, now)?;
                 let event = scope.event(&actor, "authorisation.grant").resource("authorisation", Some(row.id.clone()));
                 Ok((queries::view(&key, &row)?, event))
@@ -49,14 +54,22 @@ pub async fn grant(
 #[utoipa::path(get, path = "/api/v1/sources/{id}/authorisations", tag = "authorisations", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = Vec<AuthorisationView>, description = "newest first"), (status = 401), (status = 403), (status = 404), (status = 410)))]
-pub async fn list(state: web::Data<AppState>, ctx: RequestContext, actor: Actor, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn list(
+    state: web::Data<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let now = state.clock.now();
     let keys = state.keys.clone();
     let items = state
         .db(move |conn| {
             let scope = scope::enter(conn, &ctx, &actor, &id, SourceAction::View, "authorisation.list", now)?;
             let opened = keys.source_key(conn, scope.source.uuid()).and_then(|key| {
-                queries::list(conn, &scope.source.id)?.iter().map(|row| queries::view(&key, row)).collect::<AppResult<Vec<_>>>()
+                queries::list(conn, &scope.source.id)?
+                    .iter()
+                    .map(|row| queries::view(&key, row))
+                    .collect::<AppResult<Vec<_>>>()
             });
             let mut event = scope.event(&actor, "authorisation.list");
             if opened.is_err() {
@@ -87,7 +100,9 @@ pub async fn cancel(
     let view = state
         .db(move |conn| {
             let scope = scope::enter(conn, &ctx, &actor, &id, SourceAction::Manage, "authorisation.cancel", now)?;
-            let refused = scope.event(&actor, "authorisation.cancel").resource("authorisation", Some(aid.chars().take(64).collect()));
+            let refused = scope
+                .event(&actor, "authorisation.cancel")
+                .resource("authorisation", Some(aid.chars().take(64).collect()));
             audited_change(conn, &ctx, refused, now, |conn| {
                 let row = queries::find(conn, &scope.source.id, &aid)?.ok_or(AppError::NotFound)?;
                 let req: CancelAuthorisation = body.parse()?;

@@ -6,22 +6,29 @@
 //! that owner's fields. The keyring also holds the blind-index key and the
 //! Ed25519 token-signing and audit-checkpoint keys.
 //!
-//! Everything here is pure: no database access. Looking DEKs up, caching
-//! them and recording the active KEK version belong to the callers.
+//! Everything here is pure (no database access) except three files:
+//! `key_rows.rs` (the `data_keys` and `key_state` tables), `store.rs` (data
+//! keys created, unwrapped through the cache, destroyed) and `lifecycle.rs`
+//! (`humint keys rotate|rewrap|retire|status`). `cache.rs` is the bounded,
+//! short-lived cache of unwrapped keys.
 
 mod aead;
 mod blind_index;
+pub mod cache;
 mod data_key;
 mod dek;
 mod error;
 mod field;
+mod key_rows;
 mod keyring;
 mod keyring_file;
 mod keyring_format;
 mod keys;
+pub mod lifecycle;
 mod owner;
 mod random;
 mod secret;
+pub mod store;
 
 #[cfg(test)]
 mod tests;

@@ -89,8 +89,31 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     login_attempts,
     audit_events,
-    audit_checkpoints
+    audit_checkpoints,
+    data_keys,
+    key_state
 );
+
+diesel::table! {
+    data_keys (id) {
+        id -> Text,
+        owner -> Text,
+        kek_version -> Integer,
+        wrapped -> Nullable<Binary>,
+        created_at -> Timestamp,
+        rewrapped_at -> Nullable<Timestamp>,
+        destroyed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    key_state (id) {
+        id -> Integer,
+        active_kek_version -> Integer,
+        generation -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
 
 diesel::table! {
     sources (id) {
@@ -178,4 +201,12 @@ diesel::joinable!(assignments -> sources (source_id));
 diesel::joinable!(assignments -> users (user_id));
 diesel::joinable!(authorisations -> sources (source_id));
 diesel::joinable!(source_identities -> sources (source_id));
-diesel::allow_tables_to_appear_in_same_query!(sources, urn_counters, source_identities, source_status_changes, assignments, authorisations, users);
+diesel::allow_tables_to_appear_in_same_query!(
+    sources,
+    urn_counters,
+    source_identities,
+    source_status_changes,
+    assignments,
+    authorisations,
+    users
+);

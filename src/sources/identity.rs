@@ -57,7 +57,7 @@ impl Identity {
     /// Under 18 on `on`? `None` without a date of birth.
     pub fn is_minor_on(&self, on: NaiveDate) -> Option<bool> {
         let dob = self.date_of_birth?;
-        Some(dob.years_since(on).is_none_or(|age| age < 18))
+        Some(on.years_since(dob).is_none_or(|age| age < 18))
     }
 
     /// A date of birth in the future is a typo, not a person.
@@ -94,7 +94,13 @@ struct IdentityRow {
     updated_by: String,
 }
 
-fn sealed_row(key: &DataKey, source_id: Uuid, identity: &Identity, by: Uuid, now: DateTime<Utc>) -> AppResult<IdentityRow> {
+fn sealed_row(
+    key: &DataKey,
+    source_id: Uuid,
+    identity: &Identity,
+    by: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<IdentityRow> {
     Ok(IdentityRow {
         source_id: source_id.to_string(),
         legal_name: seal(key, "legal_name", source_id, &identity.legal_name)?,
@@ -109,13 +115,27 @@ fn sealed_row(key: &DataKey, source_id: Uuid, identity: &Identity, by: Uuid, now
     })
 }
 
-pub fn insert(conn: &mut DbConnection, key: &DataKey, source_id: Uuid, identity: &Identity, by: Uuid, now: DateTime<Utc>) -> AppResult<()> {
+pub fn insert(
+    conn: &mut DbConnection,
+    key: &DataKey,
+    source_id: Uuid,
+    identity: &Identity,
+    by: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
     let row = sealed_row(key, source_id, identity, by, now)?;
     diesel::insert_into(source_identities::table).values(&row).execute(conn)?;
     Ok(())
 }
 
-pub fn replace(conn: &mut DbConnection, key: &DataKey, source_id: Uuid, identity: &Identity, by: Uuid, now: DateTime<Utc>) -> AppResult<()> {
+pub fn replace(
+    conn: &mut DbConnection,
+    key: &DataKey,
+    source_id: Uuid,
+    identity: &Identity,
+    by: Uuid,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
     let row = sealed_row(key, source_id, identity, by, now)?;
     let n = diesel::update(source_identities::table.find(source_id.to_string())).set(&row).execute(conn)?;
     if n != 1 {

@@ -63,7 +63,8 @@ pub fn views(
     }
     rows.into_iter()
         .map(|row| {
-            let status = row.status().ok_or_else(|| AppError::Integrity(format!("source {} has an unknown status", row.id)))?;
+            let status =
+                row.status().ok_or_else(|| AppError::Integrity(format!("source {} has an unknown status", row.id)))?;
             let authorisation = in_force.remove(&row.id);
             let mut flags = Vec::new();
             if row.duplicate_suspected && audience == Audience::Reader && may_see_deconfliction(actor, &row.unit) {
@@ -98,7 +99,12 @@ pub fn views(
 }
 
 /// Sources the caller may know, newest registration first; keyset on (registered_at, id).
-pub fn list(conn: &mut DbConnection, scope: &ListScope, status: Option<SourceStatus>, page: &Page) -> AppResult<Vec<SourceRow>> {
+pub fn list(
+    conn: &mut DbConnection,
+    scope: &ListScope,
+    status: Option<SourceStatus>,
+    page: &Page,
+) -> AppResult<Vec<SourceRow>> {
     let mut q = sources::table.select(SourceRow::as_select()).filter(sources::unit.eq(scope.unit.clone())).into_boxed();
     if scope.only_assigned {
         let assigned = assignments::table
@@ -112,9 +118,12 @@ pub fn list(conn: &mut DbConnection, scope: &ListScope, status: Option<SourceSta
         q = q.filter(sources::status.eq(s.as_str()));
     }
     if let Some(after) = &page.after {
-        let at = DateTime::from_timestamp_micros(after.k).ok_or_else(|| AppError::field("cursor", "is not a valid cursor"))?;
+        let at = DateTime::from_timestamp_micros(after.k)
+            .ok_or_else(|| AppError::field("cursor", "is not a valid cursor"))?;
         let at = to_db(at);
-        q = q.filter(sources::registered_at.lt(at).or(sources::registered_at.eq(at).and(sources::id.lt(after.id.clone()))));
+        q = q.filter(
+            sources::registered_at.lt(at).or(sources::registered_at.eq(at).and(sources::id.lt(after.id.clone()))),
+        );
     }
     Ok(q.order((sources::registered_at.desc(), sources::id.desc())).limit(page.limit + 1).load(conn)?)
 }
@@ -160,7 +169,13 @@ pub fn deconflict(
     Ok(())
 }
 
-pub fn set_status(conn: &mut DbConnection, source_id: &str, to: SourceStatus, reactivated: bool, now: DateTime<Utc>) -> AppResult<()> {
+pub fn set_status(
+    conn: &mut DbConnection,
+    source_id: &str,
+    to: SourceStatus,
+    reactivated: bool,
+    now: DateTime<Utc>,
+) -> AppResult<()> {
     diesel::update(sources::table.find(source_id))
         .set((sources::status.eq(to.as_str()), sources::updated_at.eq(to_db(now))))
         .execute(conn)?;
@@ -170,19 +185,26 @@ pub fn set_status(conn: &mut DbConnection, source_id: &str, to: SourceStatus, re
     Ok(())
 }
 
-pub fn status_change(
+/// One recorded status change; the reason is sealed under the source's data key.
+pub struct StatusChange<'a> {
+    pub source_id: Uuid,
+    pub from: SourceStatus,
+    pub to: SourceStatus,
+    pub reason: &'a str,
+    pub by: Uuid,
+}
+
+pub fn record_status_change(
     conn: &mut DbConnection,
     key: &crate::crypto::DataKey,
-    source_id: Uuid,
-    from: SourceStatus,
-    to: SourceStatus,
-    reason: &str,
-    by: Uuid,
+    change: StatusChange,
     now: DateTime<Utc>,
 ) -> AppResult<()> {
+    let StatusChange { source_id, from, to, reason, by } = change;
     use crate::db::schema::source_status_changes as ssc;
     let id = Uuid::new_v4();
-    let sealed_reason = crate::sealed::seal(key, crate::sealed::Place::new("source_status_changes", "reason", id), reason)?;
+    let sealed_reason =
+        crate::sealed::seal(key, crate::sealed::Place::new("source_status_changes", "reason", id), reason)?;
     diesel::insert_into(ssc::table)
         .values((
             ssc::id.eq(id.to_string()),

@@ -62,7 +62,12 @@ const REGISTRATION_ATTEMPTS: usize = 8;
 
 #[utoipa::path(post, path = "/api/v1/sources", tag = "sources", security(("bearer" = [])), request_body = RegisterSource,
     responses((status = 201, body = SourceView), (status = 401), (status = 403), (status = 422)))]
-pub async fn register(state: web::Data<AppState>, ctx: RequestContext, actor: Actor, body: JsonBody) -> AppResult<HttpResponse> {
+pub async fn register(
+    state: web::Data<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    body: JsonBody,
+) -> AppResult<HttpResponse> {
     let req: RegisterSource = body.parse()?;
     let now = state.clock.now();
     req.identity.check_dates(now.date_naive())?;
@@ -97,15 +102,26 @@ pub async fn register(state: web::Data<AppState>, ctx: RequestContext, actor: Ac
                         reactivated: false,
                         updated_at: to_db(now),
                     };
-                    diesel::RunQueryDsl::execute(diesel::insert_into(crate::db::schema::sources::table).values(&row), conn)?;
+                    diesel::RunQueryDsl::execute(
+                        diesel::insert_into(crate::db::schema::sources::table).values(&row),
+                        conn,
+                    )?;
                     let key = keys.create_source_key(conn, source_id, now)?;
                     identity::insert(conn, &key, source_id, &req.identity, actor.user_id, now)?;
-                    let role = if actor.has_role(Role::Handler) { AssignmentRole::Handler } else { AssignmentRole::Controller };
+                    let role = if actor.has_role(Role::Handler) {
+                        AssignmentRole::Handler
+                    } else {
+                        AssignmentRole::Controller
+                    };
                     assignment_queries::create(conn, &row.id, &actor.user_id.to_string(), role, actor.user_id, now)?;
                     let event = Event::by(&actor, "source.register", Outcome::Allowed)
                         .resource("source", Some(row.id.clone()))
                         .source(&row.id)
-                        .reason(if role == AssignmentRole::Handler { "registered_as_handler" } else { "registered_as_controller" });
+                        .reason(if role == AssignmentRole::Handler {
+                            "registered_as_handler"
+                        } else {
+                            "registered_as_controller"
+                        });
                     audit::append(conn, &ctx, event, now)?;
                     queries::deconflict(conn, &ctx, &actor, &row.id, index, now)?;
                     Ok::<_, DbOrApp>(row)
@@ -154,7 +170,12 @@ impl From<DbOrApp> for AppError {
 #[utoipa::path(get, path = "/api/v1/sources", tag = "sources", security(("bearer" = [])), params(SourceQuery),
     responses((status = 200, body = inline(List<SourceView>), description = "only sources the caller may know, newest first"),
         (status = 401), (status = 403), (status = 422)))]
-pub async fn list(state: web::Data<AppState>, ctx: RequestContext, actor: Actor, query: web::Query<SourceQuery>) -> AppResult<HttpResponse> {
+pub async fn list(
+    state: web::Data<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    query: web::Query<SourceQuery>,
+) -> AppResult<HttpResponse> {
     let page = PageQuery { limit: query.limit, cursor: query.cursor.clone() }.page()?;
     let status = query.status;
     let now = state.clock.now();
@@ -169,7 +190,9 @@ pub async fn list(state: web::Data<AppState>, ctx: RequestContext, actor: Actor,
             let mut rows = rows;
             rows.truncate(page.limit as usize);
             let items = queries::views(conn, &actor, rows, now, Audience::Reader)?;
-            let event = Event::by(&actor, "source.list", Outcome::Allowed).resource("source", None).reason("need_to_know_filter");
+            let event = Event::by(&actor, "source.list", Outcome::Allowed)
+                .resource("source", None)
+                .reason("need_to_know_filter");
             audit::append_alone(conn, &ctx, event, now)?;
             Ok(List { items, next_cursor: next.map(|k| crate::http::pagination::encode(&k)) })
         })
@@ -179,7 +202,12 @@ pub async fn list(state: web::Data<AppState>, ctx: RequestContext, actor: Actor,
 
 #[utoipa::path(get, path = "/api/v1/sources/{id}", tag = "sources", security(("bearer" = [])),
     params(("id" = Uuid, Path)), responses((status = 200, body = SourceView), (status = 401), (status = 403), (status = 404)))]
-pub async fn get(state: web::Data<AppState>, ctx: RequestContext, actor: Actor, id: web::Path<String>) -> AppResult<HttpResponse> {
+pub async fn get(
+    state: web::Data<AppState>,
+    ctx: RequestContext,
+    actor: Actor,
+    id: web::Path<String>,
+) -> AppResult<HttpResponse> {
     let now = state.clock.now();
     let view = state
         .db(move |conn| {
@@ -246,7 +274,9 @@ pub async fn put_identity(
             let refused = scope.event(&actor, "source.identity.update");
             audited_change(conn, &ctx, refused, now, |conn| {
                 let identity: Identity = body.parse()?;
-                identity.check_dates(now.date_naive()).map_err(|_| AppError::field("date_of_birth", "must not be in the future"))?;
+                identity
+                    .check_dates(now.date_naive())
+                    .map_err(|_| AppError::field("date_of_birth", "must not be in the future"))?;
                 let source_id = scope.source.uuid();
                 let key = keys.source_key(conn, source_id)?;
                 identity::replace(conn, &key, source_id, &identity, actor.user_id, now)?;
@@ -281,16 +311,29 @@ pub async fn change_status(
                 let req: ChangeStatus = body.parse()?;
                 // Re-read inside the transaction: the transition is judged on the current state.
                 let current = scope::load(conn, &source_id)?.ok_or(AppError::NotFound)?;
-                let from = current.status().ok_or_else(|| AppError::Integrity(format!("source {source_id} has an unknown status")))?;
+                let from = current
+                    .status()
+                    .ok_or_else(|| AppError::Integrity(format!("source {source_id} has an unknown status")))?;
                 if !from.may_become(req.status) {
-                    return Err(AppError::Conflict(format!("a {} source cannot become {}", from.as_str(), req.status.as_str())));
+                    return Err(AppError::Conflict(format!(
+                        "a {} source cannot become {}",
+                        from.as_str(),
+                        req.status.as_str()
+                    )));
                 }
                 if req.status == SourceStatus::Active && !authorisation_queries::in_force(conn, &source_id, now)? {
                     return Err(AppError::Conflict("activation needs an authorisation in force".into()));
                 }
                 let reactivation = from == SourceStatus::Deactivated;
                 let key = keys.source_key(conn, current.uuid())?;
-                queries::status_change(conn, &key, current.uuid(), from, req.status, &req.reason, actor.user_id, now)?;
+                let change = queries::StatusChange {
+                    source_id: current.uuid(),
+                    from,
+                    to: req.status,
+                    reason: &req.reason,
+                    by: actor.user_id,
+                };
+                queries::record_status_change(conn, &key, change, now)?;
                 queries::set_status(conn, &source_id, req.status, reactivation, now)?;
                 if reactivation {
                     // The pattern inspectors look for: deactivated before a review, back later.

@@ -9,9 +9,9 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::urn_counters::dsl as c;
-use crate::error::AppResult;
 
-pub fn next(conn: &mut DbConnection, unit: &str, year: i32) -> AppResult<String> {
+/// Diesel's own error is returned so that a lost insert race (unique violation) can be retried.
+pub fn next(conn: &mut DbConnection, unit: &str, year: i32) -> QueryResult<String> {
     let advanced = diesel::update(c::urn_counters.filter(c::unit.eq(unit)).filter(c::year.eq(year)))
         .set(c::last_value.eq(c::last_value + 1))
         .execute(conn)?;

@@ -81,12 +81,14 @@ fn database_bytes(app: &TestApp) -> Vec<u8> {
                 line: String,
             }
             let mut conn = app.db();
-            let tables: Vec<Name> =
-                diesel::sql_query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'").load(&mut *conn).unwrap();
+            let tables: Vec<Name> = diesel::sql_query("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+                .load(&mut *conn)
+                .unwrap();
             let mut bytes = Vec::new();
             for t in tables {
-                let rows: Vec<Row> =
-                    diesel::sql_query(format!("SELECT t::text AS line FROM \"{}\" t", t.tablename)).load(&mut *conn).unwrap();
+                let rows: Vec<Row> = diesel::sql_query(format!("SELECT t::text AS line FROM \"{}\" t", t.tablename))
+                    .load(&mut *conn)
+                    .unwrap();
                 for r in rows {
                     bytes.extend(r.line.into_bytes());
                 }
@@ -120,15 +122,26 @@ async fn canaries_never_appear_in_plaintext_in_storage_or_logs() {
     let id = s["id"].as_str().unwrap();
     let c = controller.token.as_str();
     let from = rfc3339(app.clock.now());
-    let auth = app.post(&format!("/api/v1/sources/{id}/authorisations"), Some(c), json!({"purpose": canaries[6], "valid_from": from})).await;
+    let auth = app
+        .post(
+            &format!("/api/v1/sources/{id}/authorisations"),
+            Some(c),
+            json!({"purpose": canaries[6], "valid_from": from}),
+        )
+        .await;
     assert_eq!(auth.status(), StatusCode::CREATED);
     let aid = body(auth).await["id"].as_str().unwrap().to_string();
-    let r = app.post(&format!("/api/v1/sources/{id}/status"), Some(c), json!({"status": "active", "reason": canaries[5]})).await;
+    let r = app
+        .post(&format!("/api/v1/sources/{id}/status"), Some(c), json!({"status": "active", "reason": canaries[5]}))
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let r = app.post(&format!("/api/v1/sources/{id}/authorisations/{aid}/cancel"), Some(c), json!({"reason": canaries[7]})).await;
+    let r = app
+        .post(&format!("/api/v1/sources/{id}/authorisations/{aid}/cancel"), Some(c), json!({"reason": canaries[7]}))
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let renamed = json!({"legal_name": canaries[8], "aliases": [canaries[1]], "notes": canaries[4]});
-    let r = app.with_purpose(Method::PUT, &format!("/api/v1/sources/{id}/identity"), &handler.token, Some(renamed)).await;
+    let r =
+        app.with_purpose(Method::PUT, &format!("/api/v1/sources/{id}/identity"), &handler.token, Some(renamed)).await;
     assert_eq!(r.status(), StatusCode::OK);
     // Reads that decrypt: the values come back to the client and nowhere else.
     let read = app.with_purpose(Method::GET, &format!("/api/v1/sources/{id}/identity"), &handler.token, None).await;

@@ -4,10 +4,11 @@
 #![expect(clippy::unwrap_used, clippy::expect_used, reason = "test code: a panic is a failed test")]
 
 mod audit;
-mod canary;
 mod audit_chain_independent;
 mod audit_vectors;
+mod canary;
 mod input;
+mod keys;
 mod lockout;
 mod matrix;
 mod ops;

@@ -34,7 +34,14 @@ fn endpoints(w: &World, source: &str) -> Vec<Endpoint> {
     let stale = rfc3339(chrono::Utc::now() - chrono::TimeDelta::days(10));
     vec![
         e("get source", Method::GET, format!("/api/v1/sources/{source}"), None, Kind::View, StatusCode::OK),
-        e("get identity", Method::GET, format!("/api/v1/sources/{source}/identity"), None, Kind::Identity, StatusCode::OK),
+        e(
+            "get identity",
+            Method::GET,
+            format!("/api/v1/sources/{source}/identity"),
+            None,
+            Kind::Identity,
+            StatusCode::OK,
+        ),
         e(
             "put identity",
             Method::PUT,
@@ -51,7 +58,14 @@ fn endpoints(w: &World, source: &str) -> Vec<Endpoint> {
             Kind::Manage,
             StatusCode::CONFLICT,
         ),
-        e("list assignments", Method::GET, format!("/api/v1/sources/{source}/assignments"), None, Kind::View, StatusCode::OK),
+        e(
+            "list assignments",
+            Method::GET,
+            format!("/api/v1/sources/{source}/assignments"),
+            None,
+            Kind::View,
+            StatusCode::OK,
+        ),
         e(
             "assign a user who does not exist",
             Method::POST,
@@ -76,7 +90,14 @@ fn endpoints(w: &World, source: &str) -> Vec<Endpoint> {
             Kind::Manage,
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
-        e("list authorisations", Method::GET, format!("/api/v1/sources/{source}/authorisations"), None, Kind::View, StatusCode::OK),
+        e(
+            "list authorisations",
+            Method::GET,
+            format!("/api/v1/sources/{source}/authorisations"),
+            None,
+            Kind::View,
+            StatusCode::OK,
+        ),
         e(
             "cancel without a reason",
             Method::POST,
@@ -137,7 +158,15 @@ async fn the_need_to_know_matrix() {
         c("handler+controller of the unit, unassigned", &w.dual_unit, true, false, true, true, true),
         c("handler+controller of another unit", &w.dual_other, false, false, false, true, true),
         c("compliance", &w.compliance, false, false, false, false, false),
-        Caller { name: "admin", token: w.admin.clone(), view: false, identity: false, manage: false, source_role: false, controller_role: false },
+        Caller {
+            name: "admin",
+            token: w.admin.clone(),
+            view: false,
+            identity: false,
+            manage: false,
+            source_role: false,
+            controller_role: false,
+        },
     ];
     let missing = uuid::Uuid::new_v4().to_string();
     app.settle_audit(false);
@@ -149,7 +178,9 @@ async fn the_need_to_know_matrix() {
         for endpoint in endpoints(&w, source) {
             for caller in &callers {
                 let want = expected(caller, &endpoint, exists);
-                let r = app.with_purpose(endpoint.method.clone(), &endpoint.path, &caller.token, endpoint.body.clone()).await;
+                let r = app
+                    .with_purpose(endpoint.method.clone(), &endpoint.path, &caller.token, endpoint.body.clone())
+                    .await;
                 let got = r.status();
                 let text = r.text().await.unwrap();
                 if got == StatusCode::NOT_FOUND {
@@ -157,7 +188,10 @@ async fn the_need_to_know_matrix() {
                 }
                 cases += 1;
                 if got != want {
-                    failures.push(format!("{} / {} / exists={exists}: want {want}, got {got}: {text}", endpoint.name, caller.name));
+                    failures.push(format!(
+                        "{} / {} / exists={exists}: want {want}, got {got}: {text}",
+                        endpoint.name, caller.name
+                    ));
                 }
             }
         }
@@ -165,7 +199,11 @@ async fn the_need_to_know_matrix() {
     println!("need-to-know matrix: {cases} cases");
     assert!(failures.is_empty(), "{} of {cases} cases failed:\n{}", failures.len(), failures.join("\n"));
     assert!(cases >= 200);
-    assert_eq!(not_found_bodies.len(), 1, "a hidden source and a missing one must answer the same body: {not_found_bodies:?}");
+    assert_eq!(
+        not_found_bodies.len(),
+        1,
+        "a hidden source and a missing one must answer the same body: {not_found_bodies:?}"
+    );
 
     // Every request left exactly one audit event, and the chain verifies.
     app.settle_audit(false);
@@ -189,7 +227,9 @@ fn audit_count(app: &TestApp) -> i64 {
 async fn lists_show_exactly_the_sources_a_caller_may_know() {
     let app = spawn_app().await;
     let w = world(&app).await;
-    let ids = |v: Value| -> Vec<String> { v["items"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect() };
+    let ids = |v: Value| -> Vec<String> {
+        v["items"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_string()).collect()
+    };
     let list = |token: String| {
         let app = &app;
         async move { ids(body(app.get("/api/v1/sources?limit=200", &token).await).await) }

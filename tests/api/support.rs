@@ -28,7 +28,7 @@ pub struct TestApp {
     handle: ServerHandle,
     sequencer: Option<Sequencer>,
     postgres: Option<(String, String)>,
-    admin: tokio::sync::Mutex<Option<String>>,
+    admin: tokio::sync::Mutex<Option<(String, chrono::DateTime<chrono::Utc>)>>,
 }
 
 #[derive(Clone, Debug)]
@@ -174,8 +174,16 @@ impl TestApp {
     /// An admin token, after the bootstrap admin has changed its password.
     pub async fn admin_token(&self) -> String {
         let mut cached = self.admin.lock().await;
-        if let Some(t) = cached.as_ref() {
-            return t.clone();
+        match cached.as_ref() {
+            // Fresh enough for the test clock (tests move it forward by hours or days).
+            Some((t, at)) if self.clock.now() - *at < chrono::TimeDelta::minutes(10) => return t.clone(),
+            Some(_) => {
+                let pair: Value = self.login("admin", PASSWORD).await.json().await.unwrap();
+                let token = pair["access_token"].as_str().expect("admin login").to_string();
+                *cached = Some((token.clone(), self.clock.now()));
+                return token;
+            }
+            None => {}
         }
         let first = self.bootstrap_password();
         let pair: Value = self.login("admin", &first).await.json().await.unwrap();
@@ -186,7 +194,7 @@ impl TestApp {
         assert_eq!(changed.status(), StatusCode::NO_CONTENT);
         let pair: Value = self.login("admin", PASSWORD).await.json().await.unwrap();
         let token = pair["access_token"].as_str().unwrap().to_string();
-        *cached = Some(token.clone());
+        *cached = Some((token.clone(), self.clock.now()));
         token
     }
 

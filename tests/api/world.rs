@@ -17,8 +17,15 @@ pub fn identity(name: &str, dob: Option<&str>) -> Value {
 
 impl TestApp {
     /// Any request with the access-purpose header set.
-    pub async fn with_purpose(&self, method: Method, path: &str, token: &str, body: Option<Value>) -> reqwest::Response {
-        let mut req = self.client.request(method, self.url(path)).bearer_auth(token).header("X-Access-Purpose", PURPOSE);
+    pub async fn with_purpose(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut req =
+            self.client.request(method, self.url(path)).bearer_auth(token).header("X-Access-Purpose", PURPOSE);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -26,13 +33,25 @@ impl TestApp {
     }
 
     pub async fn register(&self, token: &str, identity: Value, juvenile: bool) -> Value {
-        let r = self.post("/api/v1/sources", Some(token), json!({"risk_level": "medium", "juvenile": juvenile, "identity": identity})).await;
+        let r = self
+            .post(
+                "/api/v1/sources",
+                Some(token),
+                json!({"risk_level": "medium", "juvenile": juvenile, "identity": identity}),
+            )
+            .await;
         assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
         r.json().await.unwrap()
     }
 
     pub async fn assign(&self, controller: &str, source: &str, user_id: &str, role: &str) -> Value {
-        let r = self.post(&format!("/api/v1/sources/{source}/assignments"), Some(controller), json!({"user_id": user_id, "role": role})).await;
+        let r = self
+            .post(
+                &format!("/api/v1/sources/{source}/assignments"),
+                Some(controller),
+                json!({"user_id": user_id, "role": role}),
+            )
+            .await;
         assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
         r.json().await.unwrap()
     }
@@ -40,7 +59,11 @@ impl TestApp {
     pub async fn authorise(&self, controller: &str, source: &str) -> Value {
         let from = crate::world::rfc3339(self.clock.now());
         let r = self
-            .post(&format!("/api/v1/sources/{source}/authorisations"), Some(controller), json!({"purpose": "Disrupt trafficking route", "valid_from": from}))
+            .post(
+                &format!("/api/v1/sources/{source}/authorisations"),
+                Some(controller),
+                json!({"purpose": "Disrupt trafficking route", "valid_from": from}),
+            )
             .await;
         assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
         r.json().await.unwrap()
@@ -92,7 +115,9 @@ pub async fn world(app: &TestApp) -> World {
     app.assign(c, &s, &controller_assigned.id, "controller").await;
     let ended = app.assign(c, &s, &ended_handler.id, "handler").await;
     let ended_assignment = ended["id"].as_str().unwrap().to_string();
-    let r = app.request(Method::DELETE, &format!("/api/v1/sources/{s}/assignments/{ended_assignment}"), Some(c), None).await;
+    let r = app
+        .request(Method::DELETE, &format!("/api/v1/sources/{s}/assignments/{ended_assignment}"), Some(c), None)
+        .await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     let authorisation = app.authorise(c, &s).await["id"].as_str().unwrap().to_string();
     World {

@@ -1,0 +1,2 @@
+DROP TABLE key_state;
+DROP TABLE data_keys;
