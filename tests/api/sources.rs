@@ -360,3 +360,30 @@ async fn assignments_keep_history_refuse_self_assignment_and_end_when_a_user_mov
     assert_eq!(app.request(Method::DELETE, &end, Some(c), None).await.status(), StatusCode::CONFLICT);
     assert_eq!(body(app.get(&path, c).await).await.as_array().unwrap().len(), 3, "registrant, co-handler, new handler");
 }
+
+#[tokio::test]
+async fn a_shredded_source_answers_410_and_other_sources_are_untouched() {
+    let app = spawn_app().await;
+    let w = world(&app).await;
+    let other = app.register(&w.handler.token, identity("Untouched Person", None), false).await;
+    let other_id = other["id"].as_str().unwrap().to_string();
+    let s = uuid::Uuid::parse_str(&w.s).unwrap();
+    {
+        let mut conn = app.db();
+        let ctx = humint::http::context::RequestContext::system();
+        app.state.keys.shred_source_key(&mut conn, &ctx, None, s, app.clock.now()).unwrap();
+    }
+    let identity_path = format!("/api/v1/sources/{}/identity", w.s);
+    let gone = app.with_purpose(Method::GET, &identity_path, &w.handler.token, None).await;
+    assert_eq!(gone.status(), StatusCode::GONE);
+    let problem = body(gone).await;
+    assert_eq!(problem["type"], "key-destroyed");
+    assert!(!problem.to_string().contains("Traoré"));
+    let auths = app.get(&format!("/api/v1/sources/{}/authorisations", w.s), &w.handler.token).await;
+    assert_eq!(auths.status(), StatusCode::GONE);
+    // The pseudonymised record stays (it holds nothing sealed); other sources read as before.
+    assert_eq!(app.get(&format!("/api/v1/sources/{}", w.s), &w.handler.token).await.status(), StatusCode::OK);
+    let other_identity = app.with_purpose(Method::GET, &format!("/api/v1/sources/{other_id}/identity"), &w.handler.token, None).await;
+    assert_eq!(other_identity.status(), StatusCode::OK);
+    assert_eq!(body(other_identity).await["legal_name"], "Untouched Person");
+}
