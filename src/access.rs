@@ -17,8 +17,12 @@ pub enum SourceAction {
     View,
     /// The sealed identity, read or replaced.
     Identity,
-    /// Status changes, assignments, authorisations: the controller's work.
+    /// Status changes, assignments, authorisations, reviews: the controller's work.
     Manage,
+    /// Logging a contact: only who meets the source, its assigned handlers and co-handlers.
+    LogContact,
+    /// Correcting a contact: its handlers, and controllers of the unit.
+    AmendContact,
 }
 
 /// What the database says about the source and the caller's place on it.
@@ -53,6 +57,9 @@ pub fn decide_source(actor: &Actor, action: SourceAction, facts: Option<&SourceF
         SourceAction::Identity if handler_assigned => Some("handler_assignment"),
         SourceAction::Identity if controller_assigned => Some("controller_assignment"),
         SourceAction::Manage if controller_of_unit => Some("controller_of_unit"),
+        SourceAction::LogContact if handler_assigned => Some("handler_assignment"),
+        SourceAction::AmendContact if handler_assigned => Some("handler_assignment"),
+        SourceAction::AmendContact if controller_of_unit => Some("controller_of_unit"),
         _ => None,
     };
     match allowed {

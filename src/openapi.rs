@@ -8,7 +8,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::{assignments, audit, auth, authorisations, health, sources, users};
+use crate::{assignments, audit, auth, authorisations, contacts, health, reviews, sources, users};
 
 /// An error answer (RFC 9457). Every 4xx and 5xx response of the API has this body.
 #[derive(ToSchema)]
@@ -52,6 +52,14 @@ pub struct Problem {
         authorisations::routes::grant,
         authorisations::routes::list,
         authorisations::routes::cancel,
+        contacts::routes::create,
+        contacts::routes::list,
+        contacts::routes::get,
+        contacts::routes::amend,
+        reviews::routes::create,
+        reviews::routes::list,
+        reviews::track_record::get,
+        reviews::routes::due,
         audit::routes::events,
         audit::routes::verify,
         audit::routes::checkpoints,
@@ -62,7 +70,7 @@ pub struct Problem {
     tags(
         (name = "health"), (name = "auth"), (name = "users", description = "admin only"),
         (name = "sources", description = "handlers and controllers, need-to-know per source"),
-        (name = "assignments"), (name = "authorisations"),
+        (name = "assignments"), (name = "authorisations"), (name = "contacts"), (name = "reviews"),
         (name = "audit", description = "compliance only"), (name = "meta")
     )
 )]

@@ -12,7 +12,7 @@ use crate::http::json::BodyLimit;
 use crate::http::middleware::{request_context, security_headers};
 use crate::state::AppState;
 use crate::users::model::Role;
-use crate::{assignments, audit, auth, authorisations, health, openapi, sources, users};
+use crate::{assignments, audit, auth, authorisations, contacts, health, openapi, reviews, sources, users};
 
 /// Every route, as (method, path template). A test checks that the server answers each of these
 /// and that the OpenAPI document describes exactly these.
@@ -41,6 +41,14 @@ pub const ROUTE_TABLE: &[(&str, &str)] = &[
     ("POST", "/api/v1/sources/{id}/authorisations"),
     ("GET", "/api/v1/sources/{id}/authorisations"),
     ("POST", "/api/v1/sources/{id}/authorisations/{aid}/cancel"),
+    ("POST", "/api/v1/sources/{id}/contacts"),
+    ("GET", "/api/v1/sources/{id}/contacts"),
+    ("GET", "/api/v1/contacts/{id}"),
+    ("POST", "/api/v1/contacts/{id}/amendments"),
+    ("POST", "/api/v1/sources/{id}/reviews"),
+    ("GET", "/api/v1/sources/{id}/reviews"),
+    ("GET", "/api/v1/sources/{id}/track-record"),
+    ("GET", "/api/v1/reviews/due"),
     ("GET", "/api/v1/audit/events"),
     ("GET", "/api/v1/audit/verify"),
     ("GET", "/api/v1/audit/checkpoints"),
@@ -111,7 +119,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                                     web::resource("/{id}/authorisations/{aid}/cancel")
                                         .wrap(from_fn(controller_only))
                                         .route(web::post().to(authorisations::routes::cancel)),
-                                ),
+                                )
+                                .service(
+                                    web::resource("/{id}/contacts")
+                                        .route(web::get().to(contacts::routes::list))
+                                        .route(web::post().to(contacts::routes::create).wrap(from_fn(handler_only))),
+                                )
+                                .service(
+                                    web::resource("/{id}/reviews")
+                                        .route(web::get().to(reviews::routes::list))
+                                        .route(web::post().to(reviews::routes::create).wrap(from_fn(controller_only))),
+                                )
+                                .route("/{id}/track-record", web::get().to(reviews::track_record::get)),
+                        )
+                        .service(
+                            web::scope("/contacts")
+                                .wrap(from_fn(source_roles))
+                                .route("/{id}", web::get().to(contacts::routes::get))
+                                .route("/{id}/amendments", web::post().to(contacts::routes::amend)),
+                        )
+                        .service(
+                            web::scope("/reviews")
+                                .wrap(from_fn(controller_only))
+                                .route("/due", web::get().to(reviews::routes::due)),
                         )
                         .service(
                             web::scope("/audit")
@@ -138,6 +168,13 @@ async fn source_roles(
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
     require_roles(req, next, &[Role::Handler, Role::Controller]).await
+}
+
+async fn handler_only(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    require_roles(req, next, &[Role::Handler]).await
 }
 
 async fn controller_only(

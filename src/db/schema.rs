@@ -210,3 +210,72 @@ diesel::allow_tables_to_appear_in_same_query!(
     authorisations,
     users
 );
+
+diesel::table! {
+    contacts (id) {
+        id -> Text,
+        source_id -> Text,
+        occurred_at -> Timestamp,
+        effective_occurred_at -> Timestamp,
+        duration_minutes -> Nullable<Integer>,
+        contact_type -> Text,
+        location -> Binary,
+        summary -> Binary,
+        tasking -> Binary,
+        welfare_concerns -> Binary,
+        recorded_by -> Text,
+        recorded_at -> Timestamp,
+        status_drift -> Bool,
+    }
+}
+
+diesel::table! {
+    intelligence_items (id) {
+        id -> Text,
+        contact_id -> Text,
+        source_id -> Text,
+        position -> Integer,
+        content -> Binary,
+        scheme -> Text,
+        source_grade -> Text,
+        information_grade -> Text,
+        handling -> Nullable<Text>,
+        handling_conditions -> Nullable<Binary>,
+    }
+}
+
+diesel::table! {
+    contact_amendments (id) {
+        id -> Text,
+        contact_id -> Text,
+        field -> Text,
+        previous_value -> Binary,
+        new_value -> Binary,
+        reason -> Binary,
+        amended_by -> Text,
+        amended_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    reviews (id) {
+        id -> Text,
+        source_id -> Text,
+        scheme -> Text,
+        grade -> Text,
+        rationale -> Binary,
+        reviewed_by -> Text,
+        reviewed_at -> Timestamp,
+        next_review_due -> Timestamp,
+    }
+}
+
+diesel::joinable!(contacts -> sources (source_id));
+diesel::joinable!(intelligence_items -> contacts (contact_id));
+diesel::joinable!(contact_amendments -> contacts (contact_id));
+diesel::joinable!(reviews -> sources (source_id));
+diesel::allow_tables_to_appear_in_same_query!(contacts, intelligence_items, contact_amendments, reviews);
+diesel::allow_tables_to_appear_in_same_query!(contacts, sources);
+diesel::allow_tables_to_appear_in_same_query!(reviews, sources);
+diesel::allow_tables_to_appear_in_same_query!(contacts, users);
+diesel::allow_tables_to_appear_in_same_query!(reviews, users);

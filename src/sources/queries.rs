@@ -61,6 +61,7 @@ pub fn views(
             in_force.insert(a.source_id.clone(), candidate);
         }
     }
+    let mut latest_reviews = crate::reviews::queries::latest_for(conn, &ids)?;
     rows.into_iter()
         .map(|row| {
             let status =
@@ -76,6 +77,10 @@ pub fn views(
             if row.reactivated {
                 flags.push("reactivated");
             }
+            let review = latest_reviews.remove(&row.id);
+            if review.as_ref().is_some_and(|r| r.next_review_due.and_utc() < now) {
+                flags.push("review_overdue");
+            }
             if status == SourceStatus::Active && authorisation.is_none() {
                 flags.push("authorisation_expired");
             }
@@ -83,7 +88,11 @@ pub fn views(
                 id: row.uuid(),
                 assignments: active.remove(&row.id).unwrap_or_default(),
                 authorisation,
-                reliability: None,
+                reliability: review.map(|r| super::model::ReliabilitySummary {
+                    scheme: r.scheme,
+                    grade: r.grade,
+                    reviewed_at: r.reviewed_at.and_utc(),
+                }),
                 urn: row.urn,
                 pseudonym: row.pseudonym,
                 unit: row.unit,

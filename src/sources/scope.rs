@@ -62,6 +62,47 @@ pub fn enter(
         Ok(id) => load(conn, &id.to_string())?,
         Err(_) => None,
     };
+    let id = recordable(raw_id);
+    decide(conn, ctx, actor, source, ("source", id), action, audit_action, now)
+}
+
+/// The same for a record hanging off a source (a contact): the record's source decides, and
+/// a missing record is a missing source. `source_of` finds the source id of the record.
+#[expect(clippy::too_many_arguments, reason = "the request's story, passed through unchanged")]
+pub fn enter_via(
+    conn: &mut DbConnection,
+    ctx: &RequestContext,
+    actor: &Actor,
+    resource_type: &'static str,
+    raw_id: &str,
+    source_of: impl FnOnce(&mut DbConnection, &str) -> AppResult<Option<String>>,
+    action: SourceAction,
+    audit_action: &'static str,
+    now: DateTime<Utc>,
+) -> AppResult<SourceScope> {
+    let source_id = match uuid::Uuid::parse_str(raw_id) {
+        Ok(id) => source_of(conn, &id.to_string())?,
+        Err(_) => None,
+    };
+    let source = match source_id {
+        Some(id) => load(conn, &id)?,
+        None => None,
+    };
+    let scope = decide(conn, ctx, actor, source, (resource_type, recordable(raw_id)), action, audit_action, now)?;
+    Ok(scope)
+}
+
+#[expect(clippy::too_many_arguments, reason = "the request's story, passed through unchanged")]
+fn decide(
+    conn: &mut DbConnection,
+    ctx: &RequestContext,
+    actor: &Actor,
+    source: Option<SourceRow>,
+    (resource_type, resource_id): (&'static str, String),
+    action: SourceAction,
+    audit_action: &'static str,
+    now: DateTime<Utc>,
+) -> AppResult<SourceScope> {
     let my_assignments = match &source {
         Some(s) => assignment_queries::active_roles(conn, &s.id, actor.user_id)?,
         None => Vec::new(),
@@ -73,11 +114,17 @@ pub fn enter(
             None => Err(AppError::internal("access allowed a missing source")),
         },
         Decision::Deny(reason) => {
-            let id = recordable(raw_id);
-            let event = Event::by(actor, audit_action, Outcome::Denied)
-                .resource("source", Some(id.clone()))
-                .source(id)
+            let source_id = match (&source, resource_type) {
+                (Some(s), _) => s.id.clone(),
+                (None, "source") => resource_id.clone(),
+                (None, _) => String::new(),
+            };
+            let mut event = Event::by(actor, audit_action, Outcome::Denied)
+                .resource(resource_type, Some(resource_id))
                 .reason(reason);
+            if !source_id.is_empty() {
+                event = event.source(source_id);
+            }
             audit::append_alone(conn, ctx, event, now)?;
             Err(AppError::NotFound)
         }

@@ -115,6 +115,15 @@ async fn canaries_never_appear_in_plaintext_in_storage_or_logs() {
         "CanaryPurpose Disrupt route-7731",
         "CanaryCancel Relocated-7731",
         "CanaryRename Zebulon Okonkwo II-7731",
+        "CanaryLocation Garage of the Tanner-7731",
+        "CanarySummary Convoy counted at dawn-7731",
+        "CanaryTasking Photograph the plates-7731",
+        "CanaryWelfare Brother threatened-7731",
+        "CanaryItem Shipment arrives Friday-7731",
+        "CanaryConditions Judge only-7731",
+        "CanaryAmended Convoy counted at dusk-7731",
+        "CanaryAmendReason Misheard the hour-7731",
+        "CanaryRationale Proved right twice-7731",
     ];
     let ident = json!({"legal_name": canaries[0], "aliases": [canaries[1]], "date_of_birth": "1979-03-14",
                        "nationality": "NE", "phone": canaries[2], "address": canaries[3], "notes": canaries[4]});
@@ -143,6 +152,37 @@ async fn canaries_never_appear_in_plaintext_in_storage_or_logs() {
     let r =
         app.with_purpose(Method::PUT, &format!("/api/v1/sources/{id}/identity"), &handler.token, Some(renamed)).await;
     assert_eq!(r.status(), StatusCode::OK);
+    let at = rfc3339(app.clock.now());
+    let logged = app
+        .post(
+            &format!("/api/v1/sources/{id}/contacts"),
+            Some(&handler.token),
+            json!({"occurred_at": at, "contact_type": "meeting", "location": canaries[9], "summary": canaries[10],
+                   "tasking": canaries[11], "welfare_concerns": canaries[12],
+                   "intelligence": [{"content": canaries[13], "grading": {"source": "B", "information": "2", "handling": "H3", "handling_conditions": canaries[14]}}]}),
+        )
+        .await;
+    assert_eq!(logged.status(), StatusCode::CREATED);
+    let contact_id = body(logged).await["id"].as_str().unwrap().to_string();
+    let r = app
+        .post(
+            &format!("/api/v1/contacts/{contact_id}/amendments"),
+            Some(&handler.token),
+            json!({"field": "summary", "new_value": canaries[15], "reason": canaries[16]}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let due = rfc3339(app.clock.now() + chrono::TimeDelta::days(30));
+    let r = app
+        .post(
+            &format!("/api/v1/sources/{id}/reviews"),
+            Some(c),
+            json!({"grade": "B", "rationale": canaries[17], "next_review_due": due}),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let contacts = app.get(&format!("/api/v1/sources/{id}/contacts"), c).await.text().await.unwrap();
+    assert!(contacts.contains(canaries[15]) && contacts.contains(canaries[16]) && contacts.contains(canaries[13]));
     // Reads that decrypt: the values come back to the client and nowhere else.
     let read = app.with_purpose(Method::GET, &format!("/api/v1/sources/{id}/identity"), &handler.token, None).await;
     assert!(read.text().await.unwrap().contains(canaries[8]));

@@ -7,6 +7,7 @@ mod audit;
 mod audit_chain_independent;
 mod audit_vectors;
 mod canary;
+mod contacts;
 mod input;
 mod keys;
 mod lockout;

@@ -17,6 +17,10 @@ enum Kind {
     Identity,
     /// Controller work: controllers of the unit; other roles 403.
     Manage,
+    /// Logging a contact: assigned handlers and co-handlers; roles without `handler` 403.
+    LogContact,
+    /// Amending a contact: its handlers and the unit's controllers.
+    Amend,
 }
 
 struct Endpoint {
@@ -29,9 +33,10 @@ struct Endpoint {
     allowed: StatusCode,
 }
 
-fn endpoints(w: &World, source: &str) -> Vec<Endpoint> {
+fn endpoints(w: &World, source: &str, contact: &str) -> Vec<Endpoint> {
     let e = |name, method, path: String, body, kind, allowed| Endpoint { name, method, path, body, kind, allowed };
     let stale = rfc3339(chrono::Utc::now() - chrono::TimeDelta::days(10));
+    let future = rfc3339(chrono::Utc::now() + chrono::TimeDelta::days(1));
     vec![
         e("get source", Method::GET, format!("/api/v1/sources/{source}"), None, Kind::View, StatusCode::OK),
         e(
@@ -99,6 +104,41 @@ fn endpoints(w: &World, source: &str) -> Vec<Endpoint> {
             StatusCode::OK,
         ),
         e(
+            "log a contact in the future",
+            Method::POST,
+            format!("/api/v1/sources/{source}/contacts"),
+            Some(crate::contacts::contact(&future, vec![])),
+            Kind::LogContact,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        e("list contacts", Method::GET, format!("/api/v1/sources/{source}/contacts"), None, Kind::View, StatusCode::OK),
+        e("get a contact", Method::GET, format!("/api/v1/contacts/{contact}"), None, Kind::View, StatusCode::OK),
+        e(
+            "amend a field that is not amendable",
+            Method::POST,
+            format!("/api/v1/contacts/{contact}/amendments"),
+            Some(json!({"field": "recorded_by", "new_value": "x", "reason": "matrix probe"})),
+            Kind::Amend,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        e(
+            "review with a grade outside the scheme",
+            Method::POST,
+            format!("/api/v1/sources/{source}/reviews"),
+            Some(json!({"grade": "Z", "rationale": "probe", "next_review_due": future})),
+            Kind::Manage,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        e("list reviews", Method::GET, format!("/api/v1/sources/{source}/reviews"), None, Kind::View, StatusCode::OK),
+        e(
+            "track record",
+            Method::GET,
+            format!("/api/v1/sources/{source}/track-record"),
+            None,
+            Kind::View,
+            StatusCode::OK,
+        ),
+        e(
             "cancel without a reason",
             Method::POST,
             format!("/api/v1/sources/{source}/authorisations/{}/cancel", w.authorisation),
@@ -118,11 +158,16 @@ struct Caller {
     manage: bool,
     source_role: bool,
     controller_role: bool,
+    handler_role: bool,
+    log: bool,
 }
 
 fn expected(caller: &Caller, endpoint: &Endpoint, exists: bool) -> StatusCode {
     // Role gates first (403), then need-to-know (404), then the endpoint's own answer.
-    if !caller.source_role || (endpoint.kind == Kind::Manage && !caller.controller_role) {
+    if !caller.source_role
+        || (endpoint.kind == Kind::Manage && !caller.controller_role)
+        || (endpoint.kind == Kind::LogContact && !caller.handler_role)
+    {
         return StatusCode::FORBIDDEN;
     }
     let allowed = exists
@@ -130,6 +175,8 @@ fn expected(caller: &Caller, endpoint: &Endpoint, exists: bool) -> StatusCode {
             Kind::View => caller.view,
             Kind::Identity => caller.identity,
             Kind::Manage => caller.manage,
+            Kind::LogContact => caller.log,
+            Kind::Amend => caller.view,
         };
     if allowed { endpoint.allowed } else { StatusCode::NOT_FOUND }
 }
@@ -138,6 +185,7 @@ fn expected(caller: &Caller, endpoint: &Endpoint, exists: bool) -> StatusCode {
 async fn the_need_to_know_matrix() {
     let app = spawn_app().await;
     let w = world(&app).await;
+    // handler role and "may log" follow from the relations: only assigned handlers log.
     let c = |name, user: &'_ TestUser, view, identity, manage, source_role, controller_role| Caller {
         name,
         token: user.token.clone(),
@@ -146,17 +194,24 @@ async fn the_need_to_know_matrix() {
         manage,
         source_role,
         controller_role,
+        handler_role: false,
+        log: false,
+    };
+    let handler = |mut caller: Caller, log| {
+        caller.handler_role = true;
+        caller.log = log;
+        caller
     };
     let callers = vec![
-        c("assigned handler", &w.handler, true, true, false, true, false),
-        c("co-handler", &w.co_handler, true, true, false, true, false),
-        c("handler whose assignment ended", &w.ended_handler, false, false, false, true, false),
-        c("handler of another source in the unit", &w.other_handler, false, false, false, true, false),
+        handler(c("assigned handler", &w.handler, true, true, false, true, false), true),
+        handler(c("co-handler", &w.co_handler, true, true, false, true, false), true),
+        handler(c("handler whose assignment ended", &w.ended_handler, false, false, false, true, false), false),
+        handler(c("handler of another source in the unit", &w.other_handler, false, false, false, true, false), false),
         c("controller with a controller assignment", &w.controller_assigned, true, true, true, true, true),
         c("controller of the unit without assignment", &w.controller_unit, true, false, true, true, true),
         c("controller of another unit", &w.controller_other, false, false, false, true, true),
-        c("handler+controller of the unit, unassigned", &w.dual_unit, true, false, true, true, true),
-        c("handler+controller of another unit", &w.dual_other, false, false, false, true, true),
+        handler(c("handler+controller of the unit, unassigned", &w.dual_unit, true, false, true, true, true), false),
+        handler(c("handler+controller of another unit", &w.dual_other, false, false, false, true, true), false),
         c("compliance", &w.compliance, false, false, false, false, false),
         Caller {
             name: "admin",
@@ -166,16 +221,31 @@ async fn the_need_to_know_matrix() {
             manage: false,
             source_role: false,
             controller_role: false,
+            handler_role: false,
+            log: false,
         },
     ];
     let missing = uuid::Uuid::new_v4().to_string();
+    let at = rfc3339(app.clock.now());
+    let logged = app
+        .post(
+            &format!("/api/v1/sources/{}/contacts", w.s),
+            Some(&w.handler.token),
+            crate::contacts::contact(&at, vec![]),
+        )
+        .await;
+    assert_eq!(logged.status(), StatusCode::CREATED);
+    let contact = body(logged).await["id"].as_str().unwrap().to_string();
+    let missing_contact = uuid::Uuid::new_v4().to_string();
     app.settle_audit(false);
     let events_before = audit_count(&app);
     let mut cases = 0;
     let mut failures = Vec::new();
     let mut not_found_bodies = std::collections::BTreeSet::new();
-    for (exists, source) in [(true, w.s.as_str()), (false, missing.as_str())] {
-        for endpoint in endpoints(&w, source) {
+    for (exists, source, contact) in
+        [(true, w.s.as_str(), contact.as_str()), (false, missing.as_str(), missing_contact.as_str())]
+    {
+        for endpoint in endpoints(&w, source, contact) {
             for caller in &callers {
                 let want = expected(caller, &endpoint, exists);
                 let r = app
@@ -198,7 +268,7 @@ async fn the_need_to_know_matrix() {
     }
     println!("need-to-know matrix: {cases} cases");
     assert!(failures.is_empty(), "{} of {cases} cases failed:\n{}", failures.len(), failures.join("\n"));
-    assert!(cases >= 200);
+    assert!(cases >= 300);
     assert_eq!(
         not_found_bodies.len(),
         1,

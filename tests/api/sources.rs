@@ -383,7 +383,8 @@ async fn a_shredded_source_answers_410_and_other_sources_are_untouched() {
     assert_eq!(auths.status(), StatusCode::GONE);
     // The pseudonymised record stays (it holds nothing sealed); other sources read as before.
     assert_eq!(app.get(&format!("/api/v1/sources/{}", w.s), &w.handler.token).await.status(), StatusCode::OK);
-    let other_identity = app.with_purpose(Method::GET, &format!("/api/v1/sources/{other_id}/identity"), &w.handler.token, None).await;
+    let other_identity =
+        app.with_purpose(Method::GET, &format!("/api/v1/sources/{other_id}/identity"), &w.handler.token, None).await;
     assert_eq!(other_identity.status(), StatusCode::OK);
     assert_eq!(body(other_identity).await["legal_name"], "Untouched Person");
 }

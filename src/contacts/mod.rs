@@ -1,0 +1,5 @@
+//! Contact logs with graded intelligence items; append-only, corrected by amendments.
+
+pub mod model;
+pub mod routes;
+pub mod store;
