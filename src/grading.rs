@@ -157,7 +157,8 @@ mod tests {
                         scheme.handling_values().iter().map(|h| Some(*h)).collect()
                     };
                     for h in handlings {
-                        let conditions = (h.is_some() && h == scheme.conditional_handling()).then_some("only to the prosecutor");
+                        let conditions =
+                            (h.is_some() && h == scheme.conditional_handling()).then_some("only to the prosecutor");
                         let e = errors(&g(scheme, s, i, h, conditions));
                         assert!(e.is_empty(), "{scheme:?} {s} {i} {h:?}: {e:?}");
                     }

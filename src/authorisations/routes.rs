@@ -5,7 +5,6 @@ use actix_web::{HttpResponse, web};
 use super::model::{AuthorisationView, CancelAuthorisation, GrantAuthorisation, period};
 use super::queries::{self, NewAuthorisation};
 use crate::access::{self, SourceAction};
-use crate::audit::{self, Outcome};
 use crate::auth::actor::Actor;
 use crate::error::{AppError, AppResult};
 use crate::http::context::RequestContext;
@@ -71,12 +70,7 @@ pub async fn list(
                     .map(|row| queries::view(&key, row))
                     .collect::<AppResult<Vec<_>>>()
             });
-            let mut event = scope.event(&actor, "authorisation.list");
-            if opened.is_err() {
-                event.outcome = Outcome::Denied;
-                event = event.reason("unreadable");
-            }
-            audit::append_alone(conn, &ctx, event, now)?;
+            scope.record_read(conn, &ctx, &actor, "authorisation.list", &opened, now)?;
             opened
         })
         .await?;

@@ -10,7 +10,7 @@ use validator::Validate;
 use super::model::{AmendmentView, ContactType, ContactView, MAX_DURATION_MINUTES, MAX_TEXT, NewContact};
 use super::store::{self, NewAmendment};
 use crate::access::SourceAction;
-use crate::audit::{self, Outcome};
+use crate::audit;
 use crate::auth::actor::Actor;
 use crate::error::{AppError, AppResult, FieldErrors};
 use crate::http::context::RequestContext;
@@ -111,29 +111,11 @@ pub async fn list(
                 let key = keys.source_key(conn, scope.source.uuid())?;
                 Ok(List { items: store::views(conn, &key, &rows)?, next_cursor })
             })();
-            record_read(conn, &ctx, &actor, &scope, "contact.list", &opened, now)?;
+            scope.record_read(conn, &ctx, &actor, "contact.list", &opened, now)?;
             opened
         })
         .await?;
     Ok(HttpResponse::Ok().json(list))
-}
-
-/// A read is recorded whether or not it could be decrypted: the attempt is what matters.
-fn record_read<T>(
-    conn: &mut crate::db::DbConnection,
-    ctx: &RequestContext,
-    actor: &Actor,
-    scope: &SourceScope,
-    action: &'static str,
-    result: &AppResult<T>,
-    now: DateTime<Utc>,
-) -> AppResult<()> {
-    let mut event = scope.event(actor, action);
-    if let Err(e) = result {
-        event.outcome = Outcome::Denied;
-        event = event.reason(if matches!(e, AppError::Gone) { "key_destroyed" } else { "unreadable" });
-    }
-    audit::append_alone(conn, ctx, event, now)
 }
 
 #[utoipa::path(get, path = "/api/v1/contacts/{id}", tag = "contacts", security(("bearer" = [])),
@@ -165,7 +147,7 @@ pub async fn get(
                 let key = keys.source_key(conn, scope.source.uuid())?;
                 store::views(conn, &key, std::slice::from_ref(&row))?.pop().ok_or(AppError::NotFound)
             })();
-            record_read(conn, &ctx, &actor, &scope, "contact.read", &opened, now)?;
+            scope.record_read(conn, &ctx, &actor, "contact.read", &opened, now)?;
             opened
         })
         .await?;

@@ -79,12 +79,7 @@ pub async fn list(
                     .map(|r| queries::view(&key, r))
                     .collect::<AppResult<Vec<_>>>()
             });
-            let mut event = scope.event(&actor, "review.list");
-            if opened.is_err() {
-                event.outcome = Outcome::Denied;
-                event = event.reason("unreadable");
-            }
-            audit::append_alone(conn, &ctx, event, now)?;
+            scope.record_read(conn, &ctx, &actor, "review.list", &opened, now)?;
             opened
         })
         .await?;

@@ -15,7 +15,6 @@ use uuid::Uuid;
 use super::model::ReviewView;
 use super::queries;
 use crate::access::SourceAction;
-use crate::audit::{self, Outcome};
 use crate::auth::actor::Actor;
 use crate::db::schema::{contacts, intelligence_items};
 use crate::error::AppResult;
@@ -136,12 +135,7 @@ pub async fn get(
                     latest_review,
                 })
             })();
-            let mut event = scope.event(&actor, "source.track_record.read");
-            if computed.is_err() {
-                event.outcome = Outcome::Denied;
-                event = event.reason("unreadable");
-            }
-            audit::append_alone(conn, &ctx, event, now)?;
+            scope.record_read(conn, &ctx, &actor, "source.track_record.read", &computed, now)?;
             computed
         })
         .await?;

@@ -239,16 +239,7 @@ pub async fn get_identity(
             let scope = scope::enter(conn, &ctx, &actor, &id, SourceAction::Identity, "source.identity.read", now)?;
             let source_id = scope.source.uuid();
             let opened = keys.source_key(conn, source_id).and_then(|key| identity::read(conn, &key, source_id));
-            // Recorded whether or not the identity could be opened: the attempt is what matters.
-            let mut event = scope.event(&actor, "source.identity.read");
-            if let Err(e) = &opened {
-                event = event.reason(match e {
-                    AppError::Gone => "key_destroyed",
-                    _ => "integrity_failure",
-                });
-                event.outcome = Outcome::Denied;
-            }
-            audit::append_alone(conn, &ctx, event, now)?;
+            scope.record_read(conn, &ctx, &actor, "source.identity.read", &opened, now)?;
             opened
         })
         .await?;

@@ -29,6 +29,25 @@ impl SourceScope {
         SourceFacts { unit: &self.source.unit, assignments: &self.my_assignments }
     }
 
+    /// Records a read, whether or not it could be decrypted: the attempt is what matters. A
+    /// read that failed (a destroyed key, an integrity failure) is recorded as denied.
+    pub fn record_read<T>(
+        &self,
+        conn: &mut DbConnection,
+        ctx: &RequestContext,
+        actor: &Actor,
+        action: &'static str,
+        result: &AppResult<T>,
+        now: DateTime<Utc>,
+    ) -> AppResult<()> {
+        let mut event = self.event(actor, action);
+        if let Err(e) = result {
+            event.outcome = Outcome::Denied;
+            event = event.reason(if matches!(e, AppError::Gone) { "key_destroyed" } else { "unreadable" });
+        }
+        audit::append_alone(conn, ctx, event, now)
+    }
+
     /// The allowed event for this request, naming the source and the rule.
     pub fn event(&self, actor: &Actor, action: &'static str) -> Event {
         Event::by(actor, action, Outcome::Allowed)
