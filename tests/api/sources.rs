@@ -388,3 +388,35 @@ async fn a_shredded_source_answers_410_and_other_sources_are_untouched() {
     assert_eq!(other_identity.status(), StatusCode::OK);
     assert_eq!(body(other_identity).await["legal_name"], "Untouched Person");
 }
+
+#[tokio::test]
+async fn ciphertext_moved_between_rows_or_sources_is_an_integrity_error_without_data() {
+    use diesel::RunQueryDsl;
+    let app = spawn_app().await;
+    let handler = app.user(&["handler"], UNIT).await;
+    let a = app.register(&handler.token, identity("Victim One", None), false).await;
+    let b = app.register(&handler.token, identity("Victim Two", None), false).await;
+    let (a, b) = (a["id"].as_str().unwrap().to_string(), b["id"].as_str().unwrap().to_string());
+    let read = |id: String| {
+        let (app, token) = (&app, handler.token.clone());
+        async move { app.with_purpose(Method::GET, &format!("/api/v1/sources/{id}/identity"), &token, None).await }
+    };
+    assert_eq!(read(a.clone()).await.status(), StatusCode::OK);
+    let sql = |s: String| {
+        let mut conn = app.db();
+        diesel::sql_query(s).execute(&mut *conn).unwrap();
+    };
+    // Another source's name, copied over this source's (both sealed under their own keys).
+    sql(format!(
+        "UPDATE source_identities SET legal_name = (SELECT legal_name FROM source_identities WHERE source_id = '{a}') WHERE source_id = '{b}'"
+    ));
+    // This source's own phone number copied into its address column (same key, other column).
+    sql(format!("UPDATE source_identities SET address = phone WHERE source_id = '{a}'"));
+    for id in [a, b] {
+        let r = read(id).await;
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let text = r.text().await.unwrap();
+        assert!(text.contains("integrity-error"), "{text}");
+        assert!(!text.contains("Victim") && !text.contains("+223"), "no data in the error: {text}");
+    }
+}
