@@ -147,8 +147,7 @@ fn migrations_go_up_down_and_up_again() {
             let name = format!("humint_mig_{}", uuid::Uuid::new_v4().simple());
             let mut admin = <diesel::PgConnection as diesel::Connection>::establish(&server).unwrap();
             diesel::RunQueryDsl::execute(diesel::sql_query(format!("CREATE DATABASE {name}")), &mut admin).unwrap();
-            let base = server.rsplit_once('/').unwrap().0.to_string();
-            (format!("{base}/{name}"), Some((server, name)))
+            (database_url_for(&server, &name), Some((server, name)))
         }
         None => (format!("sqlite://{}", dir.path().join("m.db").display()), None),
     };

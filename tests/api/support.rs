@@ -45,15 +45,22 @@ pub fn test_database_url() -> Option<String> {
     std::env::var("HUMINT_TEST_DATABASE_URL").ok().filter(|u| !u.trim().is_empty())
 }
 
+/// The URL of database `name` on the server of `server_url`, keeping its query (e.g.
+/// `?sslmode=disable`).
+pub fn database_url_for(server_url: &str, name: &str) -> String {
+    let (path, query) = match server_url.split_once('?') {
+        Some((p, q)) => (p, format!("?{q}")),
+        None => (server_url, String::new()),
+    };
+    let base = path.rsplit_once('/').map_or(path, |(b, _)| b);
+    format!("{base}/{name}{query}")
+}
+
 pub fn fresh_postgres_database(server_url: &str) -> (String, String) {
     let name = format!("humint_test_{}", Uuid::new_v4().simple());
     let mut conn = diesel::PgConnection::establish(server_url).expect("HUMINT_TEST_DATABASE_URL must reach PostgreSQL");
     diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut conn).expect("create test database");
-    let base = match server_url.rsplit_once('/') {
-        Some((base, _)) => base.to_string(),
-        None => server_url.to_string(),
-    };
-    (format!("{base}/{name}"), name)
+    (database_url_for(server_url, &name), name)
 }
 
 pub struct Options {
