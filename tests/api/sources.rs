@@ -412,11 +412,23 @@ async fn ciphertext_moved_between_rows_or_sources_is_an_integrity_error_without_
     ));
     // This source's own phone number copied into its address column (same key, other column).
     sql(format!("UPDATE source_identities SET address = phone WHERE source_id = '{a}'"));
-    for id in [a, b] {
+    for id in [a.clone(), b.clone()] {
         let r = read(id).await;
         assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let text = r.text().await.unwrap();
         assert!(text.contains("integrity-error"), "{text}");
         assert!(!text.contains("Victim") && !text.contains("+223"), "no data in the error: {text}");
     }
+    // A contact row moved to another source (its owner changed in the database).
+    let at = rfc3339(app.clock.now());
+    let c = app
+        .post(&format!("/api/v1/sources/{a}/contacts"), Some(&handler.token), crate::contacts::contact(&at, vec![]))
+        .await;
+    let c = body(c).await["id"].as_str().unwrap().to_string();
+    assert_eq!(app.get(&format!("/api/v1/contacts/{c}"), &handler.token).await.status(), StatusCode::OK);
+    sql(format!("UPDATE contacts SET source_id = '{b}' WHERE id = '{c}'"));
+    let r = app.get(&format!("/api/v1/contacts/{c}"), &handler.token).await;
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("integrity-error") && !text.contains("convoy"), "{text}");
 }
