@@ -18,6 +18,9 @@
 //! `HUMINT_LOAD_WARMUP_SECONDS` (default 1), `HUMINT_LOAD_CONCURRENCY` (clients, default 16),
 //! `HUMINT_LOAD_CLIENT_THREADS` (threads driving the clients, default 1),
 //! `HUMINT_LOAD_SCENARIOS` (comma list, default `me,user_read,login`).
+//! `HUMINT_LOAD_SEQUENCER=off` is a diagnostic, not a configuration humint runs in: the audit
+//! sequencer is not started, so events stay unchained, and the run shows how much of an audited
+//! request's cost is the request's own append and how much the chaining after it.
 //!
 //! It is a closed loop: a client sends its next request only when the previous one has been
 //! answered, so latency under overload is under-reported (coordinated omission). The figures
@@ -51,6 +54,7 @@ struct Settings {
     client_threads: usize,
     scenarios: Vec<String>,
     postgres_server: Option<String>,
+    sequencer: bool,
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -70,6 +74,7 @@ impl Settings {
             client_threads: usize::try_from(env_number("HUMINT_LOAD_CLIENT_THREADS", 1).max(1)).unwrap_or(1),
             scenarios: scenarios.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
             postgres_server: std::env::var("HUMINT_BENCH_DATABASE_URL").ok().filter(|u| !u.trim().is_empty()),
+            sequencer: std::env::var("HUMINT_LOAD_SEQUENCER").map_or(true, |v| v.trim() != "off"),
         }
     }
 }
@@ -251,16 +256,41 @@ async fn run_client(make: MakeRequest, i: usize, measure_from: Instant, until: I
     ClientResult { latencies_us, errors, first_error, done: Instant::now() }
 }
 
-/// User + system CPU time of this whole process (server and clients together), if the platform
-/// says. /proc counts in clock ticks, which are 1/100 s on Linux for every architecture humint
-/// targets.
-fn process_cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The command name (field 2) may contain spaces; fields after it are space-separated.
-    let after = stat.rsplit_once(')')?.1;
+/// Name of the threads that drive the clients, so their CPU time can be told from the server's.
+const CLIENT_THREAD: &str = "load-client";
+
+/// CPU time (user + system) of this process, and of the part of it spent by the clients (their
+/// runtime's threads and the main thread), when the platform says. The server's share is the
+/// difference: it also includes the server's threads that ended during the window, which the
+/// process total keeps counting. /proc counts in clock ticks of 1/100 s on Linux.
+#[derive(Clone, Copy)]
+struct CpuSample {
+    process: Duration,
+    clients: Duration,
+}
+
+fn stat_ticks(stat: &str) -> Option<(String, u64)> {
+    // The name (field 2) is in parentheses and may contain spaces; fields after it do not.
+    let (head, after) = stat.rsplit_once(')')?;
+    let name = head.split_once('(')?.1.to_string();
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
+    Some((name, fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?))
+}
+
+fn cpu_sample() -> Option<CpuSample> {
+    let ticks = |t: u64| Duration::from_millis(t * 10);
+    let (_, process) = stat_ticks(&std::fs::read_to_string("/proc/self/stat").ok()?)?;
+    let main = std::process::id().to_string();
+    let mut clients = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+        if let Some((name, t)) = stat_ticks(&stat)
+            && (name == CLIENT_THREAD || task.file_name().to_str() == Some(main.as_str()))
+        {
+            clients += t;
+        }
+    }
+    Some(CpuSample { process: ticks(process), clients: ticks(clients) })
 }
 
 struct Row {
@@ -273,7 +303,8 @@ struct Row {
     p50_ms: f64,
     p99_ms: f64,
     max_ms: f64,
-    cpu_us_per_req: Option<f64>,
+    /// Server and client CPU µs per request.
+    cpu_us_per_req: Option<(f64, f64)>,
 }
 
 async fn measure(name: &str, fixture: &Fixture, settings: &Settings) -> Row {
@@ -284,7 +315,7 @@ async fn measure(name: &str, fixture: &Fixture, settings: &Settings) -> Row {
     let tasks: Vec<_> =
         (0..settings.concurrency).map(|i| tokio::spawn(run_client(make.clone(), i, measure_from, until))).collect();
     tokio::time::sleep_until(measure_from.into()).await;
-    let cpu_before = process_cpu();
+    let cpu_before = cpu_sample();
     let mut all = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_US, 3).expect("histogram bounds");
     let (mut errors, mut first_error, mut last) = (0, None, measure_from);
     for task in tasks {
@@ -294,7 +325,10 @@ async fn measure(name: &str, fixture: &Fixture, settings: &Settings) -> Row {
         first_error = first_error.or(r.first_error);
         last = last.max(r.done);
     }
-    let cpu = process_cpu().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
+    let cpu = cpu_sample().zip(cpu_before).map(|(after, before)| {
+        let clients = after.clients.saturating_sub(before.clients);
+        (after.process.saturating_sub(before.process).saturating_sub(clients), clients)
+    });
     let requests = all.len() + errors;
     let elapsed = last.duration_since(measure_from).as_secs_f64();
     let ms = |q: f64| all.value_at_quantile(q) as f64 / 1000.0;
@@ -308,7 +342,10 @@ async fn measure(name: &str, fixture: &Fixture, settings: &Settings) -> Row {
         p50_ms: ms(0.50),
         p99_ms: ms(0.99),
         max_ms: all.max() as f64 / 1000.0,
-        cpu_us_per_req: cpu.filter(|_| requests > 0).map(|c| c.as_secs_f64() * 1e6 / requests as f64),
+        cpu_us_per_req: cpu.filter(|_| requests > 0).map(|(server, clients)| {
+            let per = |d: Duration| d.as_secs_f64() * 1e6 / requests as f64;
+            (per(server), per(clients))
+        }),
     }
 }
 
@@ -316,16 +353,25 @@ fn print_report(backend: &str, settings: &Settings, rows: &[Row]) {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!();
     println!(
-        "http_load: backend={backend} clients={} measured={}s warmup={}s client_threads={} cores={cores}",
-        settings.concurrency, settings.seconds, settings.warmup_seconds, settings.client_threads
+        "http_load: backend={backend} clients={} measured={}s warmup={}s client_threads={} cores={cores}{}",
+        settings.concurrency,
+        settings.seconds,
+        settings.warmup_seconds,
+        settings.client_threads,
+        if settings.sequencer { "" } else { " sequencer=off (diagnostic: events left unchained)" }
     );
     println!();
-    println!("| backend | scenario | requests | req/s | p50 ms | p99 ms | max ms | CPU µs/req (process) | errors |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| backend | scenario | requests | req/s | p50 ms | p99 ms | max ms | server CPU µs/req | client CPU µs/req | errors |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
-        let cpu = r.cpu_us_per_req.map_or("n/a".to_string(), |c| format!("{c:.0}"));
+        let (server, clients) = match r.cpu_us_per_req {
+            Some((s, c)) => (format!("{s:.0}"), format!("{c:.0}")),
+            None => ("n/a".into(), "n/a".into()),
+        };
         println!(
-            "| {backend} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {cpu} | {} |",
+            "| {backend} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {server} | {clients} | {} |",
             r.what, r.requests, r.rps, r.p50_ms, r.p99_ms, r.max_ms, r.errors
         );
     }
@@ -354,6 +400,7 @@ fn main() {
     let config = config(&db, dir.path());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(settings.client_threads)
+        .thread_name(CLIENT_THREAD)
         .enable_all()
         .build()
         .expect("tokio runtime");
@@ -362,7 +409,12 @@ fn main() {
         let state = app::build_state(config, Clock::system()).expect("build state");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
         let base = format!("http://{}", listener.local_addr().expect("local address"));
-        let Running { server, sequencer, .. } = app::start(state, listener).expect("start");
+        let (server, sequencer) = if settings.sequencer {
+            let Running { server, sequencer, .. } = app::start(state, listener).expect("start");
+            (server, Some(sequencer))
+        } else {
+            (humint::server::run(state, listener).expect("start"), None)
+        };
         let handle = server.handle();
         let server = tokio::spawn(server);
         let fixture = prepare(&base, dir.path(), settings.concurrency).await;
@@ -374,10 +426,17 @@ fn main() {
         }
         handle.stop(true).await;
         let _ = server.await;
-        sequencer.stop();
+        if let Some(sequencer) = sequencer {
+            sequencer.stop();
+        }
         rows
     });
     print_report(db.backend(), &settings, &rows);
     drop(runtime);
     drop(db);
+    // Asserts no speed, only that every scenario worked: a smoke run in CI fails on this.
+    if rows.iter().any(|r| r.errors > 0 || r.requests == 0) {
+        eprintln!("http_load: a scenario had errors or completed no request");
+        std::process::exit(1);
+    }
 }
