@@ -34,15 +34,21 @@ pub fn revert_all(conn: &mut DbConnection) -> Result<usize, BoxError> {
     Ok(reverted)
 }
 
-/// Runs `f` while holding the start-up lock. On PostgreSQL this is a session advisory lock, so a
-/// second instance waits until the first has migrated and bootstrapped. SQLite serialises
-/// writers itself (and runs each migration in its own transaction).
+/// Runs `f` while holding the start-up lock, so a second instance waits until the first has
+/// migrated and bootstrapped and then finds nothing left to do.
+///
+/// On PostgreSQL this is a session advisory lock. SQLite has none: there `f` runs inside one
+/// `BEGIN IMMEDIATE` transaction, whose write lock is the start-up lock (the others wait for it
+/// on their busy timeout). Serialising each migration on its own is not enough: two instances
+/// that both read "not applied" would both run it, and both see no users and both create
+/// `admin`. Diesel runs each migration, and [`super::write_tx`] each bootstrap step, as a
+/// savepoint inside that transaction.
 pub fn with_startup_lock<T>(
     conn: &mut DbConnection,
     f: impl FnOnce(&mut DbConnection) -> Result<T, BoxError>,
 ) -> Result<T, BoxError> {
     if matches!(conn, DbConnection::Sqlite(_)) {
-        return f(conn);
+        return super::write_tx(conn, f);
     }
     diesel::sql_query(format!("SELECT pg_advisory_lock({STARTUP_LOCK_KEY})")).execute(conn)?;
     let result = f(conn);

@@ -90,9 +90,11 @@ impl DbManager {
 
 /// Applied to every SQLite connection: an acknowledged write must survive `kill -9` and power
 /// loss (WAL + synchronous=FULL); foreign keys are off by default in SQLite; the busy timeout
-/// lets concurrent writers queue instead of failing.
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-     PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
+/// lets concurrent writers queue instead of failing. The busy timeout comes first: switching a
+/// fresh file to WAL needs a lock, and several instances opening it at once would otherwise
+/// fail at once instead of waiting their turn.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
 
 impl ManageConnection for DbManager {
     type Connection = DbConnection;
@@ -147,12 +149,19 @@ pub fn build_pool(backend: &Backend, size: u32, connect_timeout: Duration) -> Re
 /// Runs `f` in a write transaction. On SQLite it starts with `BEGIN IMMEDIATE`, taking the write
 /// lock up front: a deferred transaction that reads then writes can fail with SQLITE_BUSY when
 /// another writer got in between, which the busy timeout cannot cure.
+///
+/// Inside a transaction already open (the SQLite start-up lock is one) it becomes a savepoint:
+/// the outer transaction holds the lock, and `f`'s failure rolls back only `f`'s work.
 pub fn write_tx<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
     E: From<diesel::result::Error>,
 {
+    let nested = <DbConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth()?
+        .is_some();
     match conn {
+        _ if nested => <DbConnection as Connection>::TransactionManager::begin_transaction(conn)?,
         DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
         DbConnection::Postgres(c) => AnsiTransactionManager::begin_transaction(c)?,
     }

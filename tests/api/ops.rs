@@ -235,3 +235,171 @@ async fn the_evaluation_keyring_is_private_and_every_route_is_in_the_openapi_doc
         }
     }
 }
+
+/// Counts of what start-up creates, read back after several instances started together.
+#[derive(diesel::QueryableByName)]
+struct StartupCounts {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    migrations: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    users: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    admins: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    bootstrap_events: i64,
+}
+
+/// A deployment restarted all at once: four instances build their state at the same moment
+/// against one fresh database with one provisioned keyring. Every one starts, the migrations and
+/// the bootstrap admin happen once, and the one password file that was written logs in on every
+/// instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_instances_starting_at_once_migrate_and_bootstrap_once() {
+    const INSTANCES: usize = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let (url, postgres, migrations_dir) = match test_database_url() {
+        Some(server) => {
+            let (url, name) = fresh_postgres_database(&server);
+            (url, Some((server, name)), "postgres")
+        }
+        None => (format!("sqlite://{}", dir.path().join("shared.db").display()), None, "sqlite"),
+    };
+    // Provisioned once and shared, as DESIGN.md requires of every deployment with several
+    // instances (without it, each SQLite instance would try to generate its own).
+    let keyring = dir.path().join("keyring.json");
+    humint::crypto::Keyring::generate().unwrap().save_new(&keyring).unwrap();
+    let env = std::collections::HashMap::from([
+        ("HUMINT_DATABASE_URL".to_string(), url),
+        ("HUMINT_DATA_DIR".to_string(), dir.path().display().to_string()),
+        ("HUMINT_KEYRING".to_string(), keyring.display().to_string()),
+    ]);
+    let config = humint::config::Config::load_with_env(None, |k| env.get(k).cloned()).unwrap();
+
+    let barrier = std::sync::Barrier::new(INSTANCES);
+    let states: Vec<_> = std::thread::scope(|scope| {
+        let starting: Vec<_> = (0..INSTANCES)
+            .map(|_| {
+                let (config, barrier) = (config.clone(), &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    humint::app::build_state(config, humint::clock::Clock::system())
+                })
+            })
+            .collect();
+        starting.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let states: Vec<_> = states
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| s.unwrap_or_else(|e| panic!("instance {i} failed to start: {e}")))
+        .collect();
+    // Each one prepared the database at start-up, rather than taking a lost race for a database
+    // outage and deferring the work to its first request.
+    assert!(states.iter().all(|s| s.migrated.load(Ordering::Acquire)), "every instance ready at start-up");
+
+    let shipped =
+        std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(migrations_dir))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().is_dir())
+            .count() as i64;
+    let counts: StartupCounts = {
+        let mut conn = states[0].pool.get().unwrap();
+        diesel::RunQueryDsl::get_result(
+            diesel::sql_query(
+                "SELECT (SELECT COUNT(*) FROM __diesel_schema_migrations) AS migrations, \
+                 (SELECT COUNT(*) FROM users) AS users, \
+                 (SELECT COUNT(*) FROM users WHERE username = 'admin') AS admins, \
+                 (SELECT COUNT(*) FROM audit_events WHERE action = 'user.bootstrap_admin') AS bootstrap_events",
+            ),
+            &mut *conn,
+        )
+        .unwrap()
+    };
+    assert_eq!(counts.migrations, shipped, "every migration recorded exactly once");
+    assert_eq!((counts.users, counts.admins, counts.bootstrap_events), (1, 1, 1), "one bootstrap admin");
+
+    let password = std::fs::read_to_string(dir.path().join("initial-admin-password")).unwrap();
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut running = Vec::new();
+    for state in states {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        let humint::app::Running { server, sequencer, .. } = humint::app::start(state, listener).unwrap();
+        let handle = server.handle();
+        tokio::spawn(server);
+        let login = client
+            .post(format!("{address}/api/v1/auth/login"))
+            .json(&serde_json::json!({"username": "admin", "password": password.trim()}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), StatusCode::OK, "the bootstrap password logs in on {address}");
+        running.push((handle, sequencer));
+    }
+    for (handle, sequencer) in running {
+        handle.stop(false).await;
+        sequencer.stop();
+    }
+    if let Some((server, name)) = postgres {
+        drop_postgres_database(&server, &name);
+    }
+}
+
+/// A committed row the sequencer cannot chain (an outcome the service never writes, slipped in
+/// directly a minute ago) stays unchained, and verification says so instead of ignoring it.
+#[tokio::test]
+async fn a_committed_event_the_sequencer_cannot_chain_is_reported_by_verify() {
+    use diesel::{ExpressionMethods, RunQueryDsl};
+    use humint::db::schema::audit_events as ae;
+
+    let app = spawn_app().await;
+    let compliance = app.user(&["compliance"], "AUDIT").await;
+    let a_minute_ago = app.clock.now() - chrono::TimeDelta::minutes(1);
+    diesel::insert_into(ae::table)
+        .values((
+            ae::id.eq(uuid::Uuid::new_v4().to_string()),
+            ae::at.eq(humint::audit::format_at(&a_minute_ago)),
+            ae::action.eq("user.read"),
+            ae::outcome.eq("maybe"),
+            ae::created_at.eq(humint::time::to_db(a_minute_ago)),
+        ))
+        .execute(&mut *app.db())
+        .unwrap();
+    app.settle_audit(false);
+    let r = app.get("/api/v1/audit/verify", &compliance.token).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let v = body(r).await;
+    assert!(v["unchained_events"].as_i64().unwrap() >= 1, "{v}");
+}
+
+/// A login flood beyond the hashing pool's queue is refused with 429 and a Retry-After, never
+/// with a 5xx, so memory stays bounded and clients know when to come back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_password_hashing_queue_answers_429_with_retry_after() {
+    let app = spawn_app_with(Options {
+        env: vec![("HUMINT_PASSWORD_HASH_CONCURRENCY", "1".into()), ("HUMINT_PASSWORD_HASH_QUEUE", "1".into())],
+    })
+    .await;
+    let mut flood = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        // Distinct unknown usernames: each attempt is hashed (against the dummy hash) and none
+        // is stopped early by the lockout.
+        let request = app
+            .client
+            .post(app.url("/api/v1/auth/login"))
+            .json(&serde_json::json!({"username": format!("flood.{i}"), "password": "not the password at all"}));
+        flood.spawn(async move {
+            let r = request.send().await.unwrap();
+            (r.status(), r.headers().get(reqwest::header::RETRY_AFTER).map(|v| v.to_str().unwrap().to_string()))
+        });
+    }
+    let results = flood.join_all().await;
+    assert!(results.iter().all(|(s, _)| !s.is_server_error()), "no 5xx: {results:?}");
+    let refused: Vec<_> = results.iter().filter(|(s, _)| *s == StatusCode::TOO_MANY_REQUESTS).collect();
+    assert!(!refused.is_empty(), "at least one 429: {results:?}");
+    for (_, retry_after) in &refused {
+        let secs: u64 = retry_after.as_deref().expect("429 carries Retry-After").parse().unwrap();
+        assert!(secs >= 1);
+    }
+    assert!(results.iter().any(|(s, _)| *s == StatusCode::UNAUTHORIZED), "the pool still answers: {results:?}");
+}
