@@ -146,6 +146,11 @@ pub fn build_pool(backend: &Backend, size: u32, connect_timeout: Duration) -> Re
         .build_unchecked(DbManager::new(backend.clone())))
 }
 
+/// The turn of this process's SQLite writers (see [`write_tx`]). One per process: a deployment
+/// has one SQLite database per process; the test suite, which opens several, only serialises
+/// its writes a little more than it needs to.
+static SQLITE_WRITERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `f` in a write transaction. On SQLite it starts with `BEGIN IMMEDIATE`, taking the write
 /// lock up front: a deferred transaction that reads then writes can fail with SQLITE_BUSY when
 /// another writer got in between, which the busy timeout cannot cure.
@@ -160,6 +165,16 @@ where
     let nested = <DbConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn)
         .transaction_depth()?
         .is_some();
+    // SQLite has one write lock, and its busy handler makes waiters *sleep* (1, 2, 5 … 100 ms)
+    // and retry: the lock idles while work waits and the tail latency explodes. Writers of this
+    // process therefore take turns on a mutex first, which hands the turn over at once; SQLite's
+    // own lock (and busy timeout) still arbitrates between processes.
+    let _turn = match conn {
+        DbConnection::Sqlite(_) if !nested => {
+            Some(SQLITE_WRITERS.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        }
+        _ => None,
+    };
     match conn {
         _ if nested => <DbConnection as Connection>::TransactionManager::begin_transaction(conn)?,
         DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?,
