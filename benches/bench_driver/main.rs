@@ -193,6 +193,11 @@ impl Server {
             .unwrap_or(0)
     }
 
+    fn threads(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        status.lines().find_map(|l| l.strip_prefix("Threads:")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+    }
+
     fn stop(&mut self) {
         if !matches!(self.child.try_wait(), Ok(None)) {
             return;
@@ -799,6 +804,7 @@ async fn measure(
         m.cpu_us,
         m.errors
     );
+    eprintln!("    server threads now: {}", server.threads());
     if let Some(e) = take_error() {
         eprintln!("    first error: {}", e.chars().take(300).collect::<String>());
     }
@@ -983,9 +989,14 @@ async fn run(args: Args) -> Res<()> {
         .map_err(err("humint serve"))?;
     let mut humint = Server { name: "humint", pid: child.id(), child, base: format!("http://127.0.0.1:{port}") };
     wait_ready(&client, &mut humint, Duration::from_secs(60)).await?;
+    eprintln!("  humint peak RSS after start-up: {:.1} MiB", humint.peak_rss_kib() as f64 / 1024.0);
     eprintln!("== seeding humint through the API");
     let handlers = seed_humint(&client, &humint.base, &data_dir, &plan).await?;
-    eprintln!("  humint peak RSS after seeding: {:.1} MiB", humint.peak_rss_kib() as f64 / 1024.0);
+    eprintln!(
+        "  humint peak RSS after seeding: {:.1} MiB, {} threads",
+        humint.peak_rss_kib() as f64 / 1024.0,
+        humint.threads()
+    );
 
     // The limit server, seeded with the same shape in bulk.
     let with_limit = !args.no_limit && pg_server.is_none();
