@@ -1,14 +1,15 @@
-//! The stack's limit (issue 7): the same actix-web + diesel + r2d2 + SQLite stack, the same
-//! schema shape and row sizes, the same writes per request with the same durability (WAL,
-//! `synchronous=FULL`, each request committed on its own: the domain row(s) and one plain event
-//! row) — and nothing else: no token check, no access decision, no encryption, no hashing, no
-//! chain. Started by the driver as `bench_driver limit-server --bind ADDR --db PATH ...`.
+//! The stack's limit (issue 7): the same actix-web + diesel + r2d2 stack — humint's own pool and
+//! connection type (`humint::db`: SQLite with WAL + `synchronous=FULL`, or PostgreSQL) and its
+//! `write_tx` — the same schema shape and row sizes, the same writes per request with the same
+//! durability (each request committed on its own: the domain row(s) and one plain event row), and
+//! nothing else: no token check, no access decision, no encryption, no hashing, no chain.
+//! Started by the driver as `bench_driver limit-server --bind ADDR --db URL ...`.
 
 use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use humint::db::{self, Backend, DbConnection, DbPool, write_tx};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
@@ -85,23 +86,6 @@ CREATE TABLE IF NOT EXISTS intelligence_items (id TEXT PRIMARY KEY NOT NULL,
 CREATE INDEX IF NOT EXISTS intelligence_items_contact ON intelligence_items (contact_id, position);
 CREATE INDEX IF NOT EXISTS intelligence_items_source ON intelligence_items (source_id);
 ";
-
-/// The durability humint promises, on every pooled connection.
-#[derive(Debug)]
-struct Pragmas;
-
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for Pragmas {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        use diesel::connection::SimpleConnection;
-        conn.batch_execute(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-             PRAGMA busy_timeout = 10000;",
-        )
-        .map_err(diesel::r2d2::Error::QueryError)
-    }
-}
-
-type DbPool = Pool<ConnectionManager<SqliteConnection>>;
 
 #[derive(Queryable, Selectable, Insertable, Clone)]
 #[diesel(table_name = contacts)]
@@ -238,7 +222,7 @@ fn ts(t: chrono::NaiveDateTime) -> String {
 }
 
 /// One plain event row: the same columns humint fills, no seq, no hash.
-fn event(conn: &mut SqliteConnection, action: &str, source: Option<&str>, resource: Option<&str>) -> QueryResult<()> {
+fn event(conn: &mut DbConnection, action: &str, source: Option<&str>, resource: Option<&str>) -> QueryResult<()> {
     let now = chrono::Utc::now();
     diesel::insert_into(audit_events::table)
         .values((
@@ -261,7 +245,7 @@ fn event(conn: &mut SqliteConnection, action: &str, source: Option<&str>, resour
     Ok(())
 }
 
-fn views(conn: &mut SqliteConnection, rows: Vec<ContactRow>) -> QueryResult<Vec<ContactView>> {
+fn views(conn: &mut DbConnection, rows: Vec<ContactRow>) -> QueryResult<Vec<ContactView>> {
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let items: Vec<ItemRow> = intelligence_items::table
         .filter(intelligence_items::contact_id.eq_any(&ids))
@@ -296,6 +280,14 @@ fn views(conn: &mut SqliteConnection, rows: Vec<ContactRow>) -> QueryResult<Vec<
             amendments: vec![],
         })
         .collect())
+}
+
+/// One insert per item, as humint does (no multi-row insert through the two-backend connection).
+fn insert_items(conn: &mut DbConnection, items: &[ItemRow]) -> QueryResult<()> {
+    for item in items {
+        diesel::insert_into(intelligence_items::table).values(item).execute(conn)?;
+    }
+    Ok(())
 }
 
 fn contact_rows(source_id: &str, input: &NewContact, by: &str) -> (ContactRow, Vec<ItemRow>) {
@@ -342,7 +334,7 @@ fn fail<E: std::fmt::Display>(e: E) -> actix_web::Error {
 
 async fn db<T: Send + 'static>(
     pool: web::Data<DbPool>,
-    work: impl FnOnce(&mut SqliteConnection) -> QueryResult<T> + Send + 'static,
+    work: impl FnOnce(&mut DbConnection) -> QueryResult<T> + Send + 'static,
 ) -> actix_web::Result<T> {
     web::block(move || {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
@@ -356,7 +348,7 @@ async fn db<T: Send + 'static>(
 async fn get_source(pool: web::Data<DbPool>, id: web::Path<String>) -> actix_web::Result<HttpResponse> {
     let id = id.into_inner();
     let found = db(pool, move |conn| {
-        conn.immediate_transaction(|conn| {
+        write_tx(conn, |conn| {
             let row = sources::table.find(&id).select(SourceRow::as_select()).first(conn).optional()?;
             event(conn, "source.read", Some(&id), Some(&id))?;
             Ok(row)
@@ -379,13 +371,13 @@ async fn create_contact(
 ) -> actix_web::Result<HttpResponse> {
     let id = id.into_inner();
     let view = db(pool, move |conn| {
-        conn.immediate_transaction(|conn| {
+        write_tx(conn, |conn| {
             let source: Option<SourceRow> =
                 sources::table.find(&id).select(SourceRow::as_select()).first(conn).optional()?;
             let Some(source) = source else { return Ok(None) };
             let (row, items) = contact_rows(&id, &body, &source.registered_by);
             diesel::insert_into(contacts::table).values(&row).execute(conn)?;
-            diesel::insert_into(intelligence_items::table).values(&items).execute(conn)?;
+            insert_items(conn, &items)?;
             event(conn, "contact.create", Some(&id), Some(&row.id))?;
             Ok(views(conn, vec![row])?.pop())
         })
@@ -405,7 +397,7 @@ async fn list_contacts(
     let id = id.into_inner();
     let limit = page.limit.unwrap_or(50).clamp(1, 100);
     let list = db(pool, move |conn| {
-        conn.immediate_transaction(|conn| {
+        write_tx(conn, |conn| {
             let mut rows: Vec<ContactRow> = contacts::table
                 .filter(contacts::source_id.eq(&id))
                 .order((contacts::effective_occurred_at.desc(), contacts::id.desc()))
@@ -427,7 +419,7 @@ async fn list_contacts(
 async fn login(pool: web::Data<DbPool>, body: web::Json<Login>) -> actix_web::Result<HttpResponse> {
     let username = body.into_inner().username;
     let token = db(pool, move |conn| {
-        conn.immediate_transaction(|conn| {
+        write_tx(conn, |conn| {
             let user: Option<String> =
                 users::table.filter(users::username.eq(&username)).select(users::id).first(conn).optional()?;
             let Some(user) = user else { return Ok(None) };
@@ -459,11 +451,16 @@ pub fn limit_source_id(s: usize) -> String {
 }
 
 /// Seeds the same shape as the driver seeds humint through its API, in bulk.
-fn seed(conn: &mut SqliteConnection, args: &LimitArgs) -> QueryResult<()> {
+fn seed(conn: &mut DbConnection, args: &LimitArgs) -> QueryResult<()> {
     use diesel::connection::SimpleConnection;
-    conn.batch_execute(SCHEMA)?;
+    match conn {
+        DbConnection::Sqlite(_) => conn.batch_execute(SCHEMA)?,
+        DbConnection::Postgres(_) => {
+            conn.batch_execute(&SCHEMA.replace("BLOB", "BYTEA").replace("DEFAULT 0", "DEFAULT false"))?
+        }
+    }
     let now = chrono::Utc::now().naive_utc();
-    conn.immediate_transaction(|conn| {
+    write_tx(conn, |conn| {
         let handlers: Vec<String> = (0..args.handlers).map(|_| Uuid::new_v4().to_string()).collect();
         for (i, h) in handlers.iter().enumerate() {
             diesel::insert_into(users::table)
@@ -494,7 +491,7 @@ fn seed(conn: &mut SqliteConnection, args: &LimitArgs) -> QueryResult<()> {
             for _ in 0..per {
                 let (row, items) = contact_rows(&id, &input, by);
                 diesel::insert_into(contacts::table).values(&row).execute(conn)?;
-                diesel::insert_into(intelligence_items::table).values(&items).execute(conn)?;
+                insert_items(conn, &items)?;
                 event(conn, "contact.create", Some(&id), Some(&row.id))?;
             }
             event(conn, "source.register", Some(&id), Some(&id))?;
@@ -507,6 +504,7 @@ fn seed(conn: &mut SqliteConnection, args: &LimitArgs) -> QueryResult<()> {
 pub struct LimitArgs {
     #[arg(long)]
     bind: String,
+    /// `sqlite://PATH` or `postgres://...` (an empty database).
     #[arg(long)]
     db: String,
     #[arg(long, default_value_t = 1000)]
@@ -525,13 +523,8 @@ pub struct LimitArgs {
 }
 
 pub fn run(args: LimitArgs) -> Result<(), String> {
-    let manager = ConnectionManager::<SqliteConnection>::new(&args.db);
-    let pool = Pool::builder()
-        .max_size(args.pool_size)
-        .connection_timeout(Duration::from_secs(3))
-        .connection_customizer(Box::new(Pragmas))
-        .build(manager)
-        .map_err(|e| e.to_string())?;
+    let backend = Backend::from_url(&args.db).map_err(|e| e.to_string())?;
+    let pool = db::build_pool(&backend, args.pool_size, Duration::from_secs(3)).map_err(|e| e.to_string())?;
     if args.seed {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
         seed(&mut conn, &args).map_err(|e| e.to_string())?;

@@ -42,8 +42,8 @@ struct Args {
     /// Tiny data set and short phases: a check that the harness works (CI).
     #[arg(long)]
     smoke: bool,
-    /// Run humint on PostgreSQL (HUMINT_BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres);
-    /// a database is created and dropped. The limit server is SQLite only and is then skipped.
+    /// Run humint and the limit server on PostgreSQL (HUMINT_BENCH_DATABASE_URL, default
+    /// postgres://postgres@127.0.0.1:5432/postgres); each gets a database created and dropped here.
     #[arg(long)]
     postgres: bool,
     /// A B rounds (default 3; smoke 1).
@@ -999,9 +999,17 @@ async fn run(args: Args) -> Res<()> {
     );
 
     // The limit server, seeded with the same shape in bulk.
-    let with_limit = !args.no_limit && pg_server.is_none();
     let mut limit = None;
-    if with_limit {
+    let mut _limit_pg_guard = None;
+    if !args.no_limit {
+        let db_url = match &pg_server {
+            Some(server) => {
+                let (guard, url) = PgDatabase::create(server)?;
+                _limit_pg_guard = Some(guard);
+                url
+            }
+            None => format!("sqlite://{}", dir.path().join("limit.db").display()),
+        };
         let lport = free_port()?;
         let exe = std::env::current_exe().map_err(err("current exe"))?;
         eprintln!("== limit server on 127.0.0.1:{lport} (seeding in bulk)");
@@ -1010,7 +1018,7 @@ async fn run(args: Args) -> Res<()> {
         let child = pinned(&exe, server_core)
             .arg("limit-server")
             .args(["--bind", &format!("127.0.0.1:{lport}")])
-            .args(["--db", &dir.path().join("limit.db").display().to_string()])
+            .args(["--db", &db_url])
             .args(["--sources", &plan.sources.to_string(), "--handlers", &plan.handlers.to_string()])
             .args(["--units", &plan.units.to_string(), "--contacts", &plan.contacts.to_string(), "--seed"])
             .stdin(Stdio::null())
