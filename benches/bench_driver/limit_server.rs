@@ -528,6 +528,10 @@ pub fn run(args: LimitArgs) -> Result<(), String> {
     if args.seed {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
         seed(&mut conn, &args).map_err(|e| e.to_string())?;
+        // Planner statistics, as autovacuum has gathered them for humint's tables during its
+        // minute of seeding through the API; without them PostgreSQL plans the list badly.
+        use diesel::connection::SimpleConnection;
+        conn.batch_execute("ANALYZE").map_err(|e| e.to_string())?;
     }
     let pool = web::Data::new(pool);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
