@@ -189,8 +189,11 @@ fn chain_batch(conn: &mut DbConnection, mode: Lock) -> AppResult<i64> {
         if !lock(conn, mode)? {
             return Ok(0);
         }
+        // Rows the service cannot have written (an unknown outcome) are never picked up: they stay
+        // unchained, where verification reports them, and cannot stall the rows behind them.
         let pending: Vec<EventRow> = audit_events::table
             .filter(audit_events::seq.is_null())
+            .filter(audit_events::outcome.eq_any(["allowed", "denied"]))
             .order((audit_events::created_at.asc(), audit_events::id.asc()))
             .limit(BATCH)
             .select(EventRow::as_select())

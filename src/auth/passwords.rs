@@ -50,8 +50,41 @@ pub fn password_length_ok(password: &str) -> bool {
     (MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&password.chars().count())
 }
 
+/// Work for the hashing threads.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Argon2id runs on `concurrency` threads of its own, not on the general blocking pool: glibc
+/// keeps each thread's freed 19 MiB blocks in that thread's arena, so hashing on dozens of
+/// blocking threads grew the server to hundreds of MiB (docs/performance.md). A few dedicated
+/// threads bound that memory to `concurrency` blocks. They end when the pool is dropped.
+fn spawn_hashers(concurrency: usize) -> Result<std::sync::mpsc::Sender<Job>, AppError> {
+    let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+    let queue = Arc::new(std::sync::Mutex::new(queue));
+    for i in 0..concurrency {
+        let queue = queue.clone();
+        std::thread::Builder::new()
+            .name(format!("argon2-{i}"))
+            .spawn(move || {
+                loop {
+                    // The lock is released before the job runs, so the others can take theirs.
+                    let next = match queue.lock() {
+                        Ok(q) => q.recv(),
+                        Err(_) => return,
+                    };
+                    match next {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            })
+            .map_err(|e| AppError::internal(format!("starting a hashing thread: {e}")))?;
+    }
+    Ok(jobs)
+}
+
 #[derive(Clone)]
 pub struct PasswordPool {
+    jobs: std::sync::mpsc::Sender<Job>,
     permits: Arc<Semaphore>,
     waiting: Arc<AtomicUsize>,
     queue_limit: usize,
@@ -66,6 +99,7 @@ impl PasswordPool {
         SystemRandom::new().fill(random.as_mut()).map_err(|_| AppError::internal("random source failed"))?;
         let dummy_hash = hash_blocking(&hex::encode(random.as_ref()))?;
         Ok(Self {
+            jobs: spawn_hashers(concurrency)?,
             permits: Arc::new(Semaphore::new(concurrency)),
             waiting: Arc::new(AtomicUsize::new(0)),
             queue_limit,
@@ -81,7 +115,14 @@ impl PasswordPool {
         let permit = self.permits.acquire().await;
         self.waiting.fetch_sub(1, Ordering::SeqCst);
         let _permit = permit.map_err(|_| AppError::internal("password pool closed"))?;
-        Ok(actix_web::web::block(work).await?)
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                // The requester may have gone away (client disconnected): nothing to tell.
+                let _ = done.send(work());
+            }))
+            .map_err(|_| AppError::internal("hashing threads stopped"))?;
+        result.await.map_err(|_| AppError::internal("a hashing thread failed"))
     }
 
     pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, AppError> {
