@@ -188,9 +188,28 @@ async fn canaries_never_appear_in_plaintext_in_storage_or_logs() {
     assert!(read.text().await.unwrap().contains(canaries[8]));
     let list = app.get(&format!("/api/v1/sources/{id}/authorisations"), c).await.text().await.unwrap();
     assert!(list.contains(canaries[6]) && list.contains(canaries[7]));
+    // Credentials are secrets too: a wrong password, the right one, and the tokens a login and a
+    // refresh hand out must not reach the log, and the database keeps only their hashes.
+    let wrong_password = "CanaryWrongPassword-7731";
+    assert_eq!(app.login(&handler.username, wrong_password).await.status(), StatusCode::UNAUTHORIZED);
+    let pair = body(app.login(&handler.username, &handler.password).await).await;
+    let refreshed =
+        body(app.post("/api/v1/auth/refresh", None, json!({"refresh_token": pair["refresh_token"]})).await).await;
+    let credentials = [
+        wrong_password.to_string(),
+        handler.password.clone(),
+        pair["access_token"].as_str().unwrap().to_string(),
+        pair["refresh_token"].as_str().unwrap().to_string(),
+        refreshed["refresh_token"].as_str().unwrap().to_string(),
+    ];
     app.settle_audit(true);
 
     let stored = database_bytes(&app);
+    let log_now = LOG.lock().unwrap().clone();
+    for secret in &credentials {
+        assert!(!contains(&log_now, secret.as_bytes()), "a credential reached the log");
+        assert!(!contains(&stored, secret.as_bytes()), "a credential is stored in clear");
+    }
     let log = LOG.lock().unwrap().clone();
     assert!(!log.is_empty(), "the server's log was captured");
     for canary in canaries {
