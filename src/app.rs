@@ -61,6 +61,7 @@ pub fn build_state(config: Config, clock: Clock) -> Result<web::Data<AppState>, 
         clock,
         passwords,
         migrated: Arc::new(AtomicBool::new(migrated)),
+        audit_commits: Arc::new(crate::audit::GroupCommit::new()),
     }))
 }
 

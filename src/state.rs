@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::TimeDelta;
 
+use crate::audit::GroupCommit;
 use crate::auth::lockout::LockoutPolicy;
 use crate::auth::passwords::PasswordPool;
 use crate::auth::sessions::SessionPolicy;
@@ -26,6 +27,8 @@ pub struct AppState {
     /// False until migrations and bootstrap have run: when the database was down at start-up
     /// they run on the first connection that works.
     pub migrated: Arc<AtomicBool>,
+    /// Group commit of the audit events that commit on their own (reads, refusals).
+    pub audit_commits: Arc<GroupCommit>,
 }
 
 impl AppState {

@@ -11,6 +11,7 @@
 //!
 //! With the database:
 //! - `event` / `store`: building events and the one way to append them (`append`).
+//! - `group`: group commit of the events that commit on their own (`append_alone`).
 //! - `sequencer`: chains committed events in batches and signs checkpoints.
 //! - `check`: verifies the stored trail; `routes`: the compliance API.
 
@@ -19,6 +20,7 @@ pub mod chain;
 pub mod check;
 pub mod checkpoint;
 pub mod event;
+pub mod group;
 pub mod note;
 pub mod policy;
 pub mod record;
@@ -38,6 +40,7 @@ pub use checkpoint::{
     VerifiedCheckpoint, next_checkpoint,
 };
 pub use event::Event;
+pub use group::{GroupCommit, GroupStats};
 pub use policy::CheckpointPolicy;
 pub use record::{
     AuditRecord, ChainedEvent, GENESIS_PREV_HASH, HASH_LEN, Outcome, format_at, hash_from_slice, parse_hash_hex,

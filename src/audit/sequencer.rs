@@ -189,39 +189,59 @@ fn chain_batch(conn: &mut DbConnection, mode: Lock) -> AppResult<i64> {
         if !lock(conn, mode)? {
             return Ok(0);
         }
-        // Rows the service cannot have written (an unknown outcome) are never picked up: they stay
-        // unchained, where verification reports them, and cannot stall the rows behind them.
-        let pending: Vec<EventRow> = audit_events::table
-            .filter(audit_events::seq.is_null())
-            .filter(audit_events::outcome.eq_any(["allowed", "denied"]))
-            .order((audit_events::created_at.asc(), audit_events::id.asc()))
-            .limit(BATCH)
-            .select(EventRow::as_select())
-            .load(conn)?;
-        if pending.is_empty() {
-            return Ok(0);
-        }
         let mut tip = head(conn)?;
-        let mut chained = 0;
-        for row in &pending {
-            // A row whose outcome the service cannot have written stays unchained; verification
-            // reports it as left unchained.
-            let Some(record) = row.record(0) else {
-                tracing::error!(event = %row.id, "unchainable audit row left unchained");
-                continue;
-            };
-            let event = tip.append(record).map_err(|e| AppError::Integrity(format!("audit chain: {e}")))?;
-            diesel::update(audit_events::table.find(&row.id))
-                .set((
-                    audit_events::seq.eq(event.record.seq),
-                    audit_events::prev_hash.eq(event.prev_hash.to_vec()),
-                    audit_events::hash.eq(event.hash.to_vec()),
-                ))
-                .execute(conn)?;
-            chained += 1;
-        }
-        Ok(chained)
+        chain_pending_rows(conn, &mut tip)
     })
+}
+
+/// For a transaction that appends chained events itself (a group commit, a write transaction on
+/// SQLite): takes the sequencer's lock, waiting for it, chains what is pending (up to [`BATCH`]
+/// rows) and returns the tip to append to.
+pub(super) fn lock_and_chain_pending(conn: &mut DbConnection) -> AppResult<ChainTip> {
+    lock(conn, Lock::Wait)?;
+    let mut tip = head(conn)?;
+    chain_pending_rows(conn, &mut tip)?;
+    Ok(tip)
+}
+
+/// Takes the chain lock for the current write transaction and waits for it: while it is held,
+/// no event is chained (nor group-committed) by this or any instance. For tests and operators'
+/// tools that need the chain to stand still; on SQLite the write transaction itself is the lock.
+pub fn hold_chain_lock(conn: &mut DbConnection) -> AppResult<()> {
+    lock(conn, Lock::Wait).map(|_| ())
+}
+
+/// Chains up to [`BATCH`] committed unchained events after `tip`, in (created_at, id) order.
+/// The caller holds the lock.
+fn chain_pending_rows(conn: &mut DbConnection, tip: &mut ChainTip) -> AppResult<i64> {
+    // Rows the service cannot have written (an unknown outcome) are never picked up: they stay
+    // unchained, where verification reports them, and cannot stall the rows behind them.
+    let pending: Vec<EventRow> = audit_events::table
+        .filter(audit_events::seq.is_null())
+        .filter(audit_events::outcome.eq_any(["allowed", "denied"]))
+        .order((audit_events::created_at.asc(), audit_events::id.asc()))
+        .limit(BATCH)
+        .select(EventRow::as_select())
+        .load(conn)?;
+    let mut chained = 0;
+    for row in &pending {
+        // A row whose outcome the service cannot have written stays unchained; verification
+        // reports it as left unchained.
+        let Some(record) = row.record(0) else {
+            tracing::error!(event = %row.id, "unchainable audit row left unchained");
+            continue;
+        };
+        let event = tip.append(record).map_err(|e| AppError::Integrity(format!("audit chain: {e}")))?;
+        diesel::update(audit_events::table.find(&row.id))
+            .set((
+                audit_events::seq.eq(event.record.seq),
+                audit_events::prev_hash.eq(event.prev_hash.to_vec()),
+                audit_events::hash.eq(event.hash.to_vec()),
+            ))
+            .execute(conn)?;
+        chained += 1;
+    }
+    Ok(chained)
 }
 
 #[derive(Clone, Debug, Queryable, Selectable)]

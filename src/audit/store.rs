@@ -1,39 +1,99 @@
 //! Appending events and reading them back.
 //!
-//! [`append`] is the one way to record an event: it inserts the event, unchained, inside the
-//! caller's transaction, so the event is durable exactly when the work it records is. The
-//! sequencer gives it its place in the chain shortly after commit. A failed append fails the
-//! request with 503 (no unaudited access).
+//! [`append`] records an event inside the caller's transaction, so the event is durable exactly
+//! when the work it records is; [`append_alone`] commits one on its own (reads, refusals),
+//! through the instance's group commit. Events are chained in the inserting transaction where
+//! that costs no concurrency (SQLite, whose writers are serialised anyway; group commits, one
+//! per instance at a time); otherwise (PostgreSQL write transactions) the sequencer chains them
+//! shortly after commit. A failed append fails the request with 503 (no unaudited access).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::event::Event;
-use super::{AuditRecord, ChainedEvent, Outcome, format_at, hash_from_slice};
+use super::{AuditRecord, ChainTip, ChainedEvent, Outcome, format_at, hash_from_slice};
 use crate::db::schema::audit_events;
 use crate::db::{DbConnection, write_tx};
 use crate::error::{AppError, AppResult};
 use crate::http::context::RequestContext;
 use crate::time::to_db;
 
+/// An event as it is inserted: owned, so that a batch of them can wait for a group commit.
+/// `seq`, `prev_hash` and `hash` are set when it is chained in the inserting transaction and
+/// left empty when the sequencer chains it after commit.
 #[derive(Debug, Insertable)]
 #[diesel(table_name = audit_events)]
-struct NewEventRow<'a> {
+pub struct NewEventRow {
     id: String,
+    seq: Option<i64>,
     at: String,
-    actor_id: Option<&'a str>,
-    actor_username: Option<&'a str>,
-    action: &'a str,
-    resource_type: Option<&'a str>,
-    resource_id: Option<&'a str>,
-    source_id: Option<&'a str>,
-    purpose: Option<&'a str>,
-    outcome: &'a str,
-    reason: Option<&'a str>,
-    request_id: Option<&'a str>,
+    actor_id: Option<String>,
+    actor_username: Option<String>,
+    action: &'static str,
+    resource_type: Option<&'static str>,
+    resource_id: Option<String>,
+    source_id: Option<String>,
+    purpose: Option<String>,
+    outcome: &'static str,
+    reason: Option<String>,
+    request_id: Option<String>,
     client_ip: Option<String>,
+    prev_hash: Option<Vec<u8>>,
+    hash: Option<Vec<u8>>,
     created_at: chrono::NaiveDateTime,
+}
+
+impl NewEventRow {
+    pub fn new(ctx: &RequestContext, event: Event, now: DateTime<Utc>) -> Self {
+        NewEventRow {
+            id: Uuid::new_v4().to_string(),
+            seq: None,
+            at: format_at(&now),
+            actor_id: event.actor_id,
+            actor_username: event.actor_username,
+            action: event.action,
+            resource_type: event.resource_type,
+            resource_id: event.resource_id,
+            source_id: event.source_id,
+            purpose: ctx.purpose.clone(),
+            outcome: event.outcome.as_str(),
+            reason: event.reason,
+            request_id: Some(ctx.request_id.clone()),
+            client_ip: ctx.client_ip.map(|ip| ip.to_string()),
+            prev_hash: None,
+            hash: None,
+            created_at: to_db(now),
+        }
+    }
+
+    /// Gives the event the next place after `tip`.
+    fn chain(&mut self, tip: &mut ChainTip) -> AppResult<()> {
+        let outcome = match self.outcome {
+            "denied" => Outcome::Denied,
+            _ => Outcome::Allowed,
+        };
+        let record = AuditRecord {
+            seq: 0,
+            at: self.at.clone(),
+            actor_id: self.actor_id.clone(),
+            actor_username: self.actor_username.clone(),
+            action: self.action.to_string(),
+            resource_type: self.resource_type.map(str::to_string),
+            resource_id: self.resource_id.clone(),
+            source_id: self.source_id.clone(),
+            purpose: self.purpose.clone(),
+            outcome,
+            reason: self.reason.clone(),
+            request_id: self.request_id.clone(),
+            client_ip: self.client_ip.clone(),
+        };
+        let chained = tip.append(record).map_err(|e| AppError::Integrity(format!("audit chain: {e}")))?;
+        self.seq = Some(chained.record.seq);
+        self.prev_hash = Some(chained.prev_hash.to_vec());
+        self.hash = Some(chained.hash.to_vec());
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Queryable, Selectable)]
@@ -97,35 +157,60 @@ impl EventRow {
 }
 
 /// Records `event` inside the caller's transaction.
+///
+/// On SQLite the transaction (`BEGIN IMMEDIATE`) already excludes every other writer, so the
+/// event is chained right here, at no cost in concurrency, and nothing is left for the
+/// sequencer. On PostgreSQL chaining here would make every write transaction wait for the chain
+/// head; the event is inserted unchained and the sequencer chains it shortly after commit.
 pub fn append(conn: &mut DbConnection, ctx: &RequestContext, event: Event, now: DateTime<Utc>) -> AppResult<()> {
-    let row = NewEventRow {
-        id: Uuid::new_v4().to_string(),
-        at: format_at(&now),
-        actor_id: event.actor_id.as_deref(),
-        actor_username: event.actor_username.as_deref(),
-        action: event.action,
-        resource_type: event.resource_type,
-        resource_id: event.resource_id.as_deref(),
-        source_id: event.source_id.as_deref(),
-        purpose: ctx.purpose.as_deref(),
-        outcome: event.outcome.as_str(),
-        reason: event.reason.as_deref(),
-        request_id: Some(ctx.request_id.as_str()),
-        client_ip: ctx.client_ip.map(|ip| ip.to_string()),
-        created_at: to_db(now),
-    };
-    diesel::insert_into(audit_events::table).values(&row).execute(conn).map_err(|e| {
-        // Fail closed: whatever the cause, the request must not succeed unaudited.
-        AppError::Unavailable(format!("audit append failed: {e}"))
-    })?;
+    let mut row = NewEventRow::new(ctx, event, now);
+    if matches!(conn, DbConnection::Sqlite(_)) && in_transaction(conn)? {
+        return insert_chained(conn, std::slice::from_mut(&mut row));
+    }
+    insert(conn, &row)?;
     super::sequencer::notify();
     Ok(())
 }
 
 /// Records `event` in a transaction of its own: for reads, denials, and requests whose work
 /// rolled back. It is committed before this returns, so before any response leaves.
+///
+/// A request's events go through its context's [`GroupCommit`](super::group::GroupCommit), which
+/// commits the events of concurrent requests together (one transaction, one fsync) and chains
+/// them in that transaction. Inside a transaction already open, or without a group (operators'
+/// commands), the event gets a transaction (or savepoint) of its own.
 pub fn append_alone(conn: &mut DbConnection, ctx: &RequestContext, event: Event, now: DateTime<Utc>) -> AppResult<()> {
-    write_tx(conn, |conn| append(conn, ctx, event, now))
+    let mut row = NewEventRow::new(ctx, event, now);
+    match &ctx.commits {
+        Some(group) if !in_transaction(conn)? => group.commit(conn, row),
+        _ => write_tx(conn, |conn| insert_chained(conn, std::slice::from_mut(&mut row))),
+    }
+}
+
+/// Inside a write transaction: takes the chain lock, chains what earlier appends left unchained
+/// (PostgreSQL's write transactions), then chains and inserts `rows` in order.
+pub(super) fn insert_chained(conn: &mut DbConnection, rows: &mut [NewEventRow]) -> AppResult<()> {
+    let fail_closed = |e: AppError| AppError::Unavailable(format!("audit append failed: {e}"));
+    let mut tip = super::sequencer::lock_and_chain_pending(conn).map_err(fail_closed)?;
+    for row in rows.iter_mut() {
+        row.chain(&mut tip)?;
+        insert(conn, row)?;
+    }
+    Ok(())
+}
+
+fn insert(conn: &mut DbConnection, row: &NewEventRow) -> AppResult<()> {
+    diesel::insert_into(audit_events::table).values(row).execute(conn).map_err(|e| {
+        // Fail closed: whatever the cause, the request must not succeed unaudited.
+        AppError::Unavailable(format!("audit append failed: {e}"))
+    })?;
+    Ok(())
+}
+
+fn in_transaction(conn: &mut DbConnection) -> AppResult<bool> {
+    use diesel::connection::{Connection, TransactionManager};
+    let status = <DbConnection as Connection>::TransactionManager::transaction_manager_status_mut(conn);
+    Ok(status.transaction_depth()?.is_some())
 }
 
 /// Filters of `GET /api/v1/audit/events`.

@@ -2,12 +2,14 @@
 //! the middleware and read by audit and logging.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use actix_web::dev::ServiceRequest;
 use actix_web::http::header::HeaderMap;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
 use uuid::Uuid;
 
+use crate::audit::GroupCommit;
 use crate::error::AppError;
 
 #[derive(Clone, Debug)]
@@ -16,6 +18,9 @@ pub struct RequestContext {
     pub client_ip: Option<IpAddr>,
     /// `X-Access-Purpose` when sent and valid; recorded in the request's audit event.
     pub purpose: Option<String>,
+    /// Where this request's events that commit on their own are committed, together with
+    /// concurrent requests' (`audit::append_alone`). None for an operator's command.
+    pub commits: Option<Arc<GroupCommit>>,
 }
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -24,10 +29,14 @@ impl RequestContext {
     /// Context of work the service or an operator's command does by itself (bootstrap, key
     /// operations, the sequencer): no client, a fresh id to correlate its log lines.
     pub fn system() -> Self {
-        Self { request_id: format!("system-{}", Uuid::new_v4()), client_ip: None, purpose: None }
+        Self { request_id: format!("system-{}", Uuid::new_v4()), client_ip: None, purpose: None, commits: None }
     }
 
-    pub fn from_service_request(req: &ServiceRequest, trusted_proxies: &[IpAddr]) -> Self {
+    pub fn from_service_request(
+        req: &ServiceRequest,
+        trusted_proxies: &[IpAddr],
+        commits: Option<Arc<GroupCommit>>,
+    ) -> Self {
         let request_id = req
             .headers()
             .get(REQUEST_ID_HEADER)
@@ -43,7 +52,7 @@ impl RequestContext {
             .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
             .and_then(super::purpose::Purpose::parse)
             .map(|p| p.as_str().to_string());
-        Self { request_id, client_ip, purpose }
+        Self { request_id, client_ip, purpose, commits }
     }
 }
 

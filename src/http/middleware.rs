@@ -20,8 +20,10 @@ pub async fn request_context(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let trusted = req.app_data::<web::Data<AppState>>().map(|s| s.config.trusted_proxies.clone()).unwrap_or_default();
-    let ctx = RequestContext::from_service_request(&req, &trusted);
+    let state = req.app_data::<web::Data<AppState>>();
+    let trusted = state.map(|s| s.config.trusted_proxies.clone()).unwrap_or_default();
+    let commits = state.map(|s| s.audit_commits.clone());
+    let ctx = RequestContext::from_service_request(&req, &trusted, commits);
     let request_id = ctx.request_id.clone();
     req.extensions_mut().insert(ctx);
     let method = req.method().to_string();

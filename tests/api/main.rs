@@ -8,6 +8,7 @@ mod audit_chain_independent;
 mod audit_vectors;
 mod canary;
 mod contacts;
+mod group_commit;
 mod input;
 mod keys;
 mod lockout;
