@@ -15,6 +15,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use crate::auth::actor::Actor;
+use crate::auth::token_cache::VerifiedTokenCache;
 use crate::auth::tokens::{MintedToken, TokenError, TokenSigner, TokenVerifier, VerifiedClaims};
 use crate::config::Config;
 use crate::crypto::store::DataKeyStore;
@@ -37,6 +38,7 @@ pub enum KeysError {
 pub struct Tokens {
     signer: TokenSigner,
     verifier: TokenVerifier,
+    verified: VerifiedTokenCache,
 }
 
 impl Tokens {
@@ -52,11 +54,19 @@ impl Tokens {
             TOKEN_LEEWAY,
         )
         .map_err(|e| KeysError::Tokens(e.to_string()))?;
-        Ok(Self { signer, verifier })
+        Ok(Self { signer, verifier, verified: VerifiedTokenCache::new(TOKEN_LEEWAY) })
     }
 
+    /// Verifies an access token, once per token: a token verified before is accepted from the
+    /// cache while it is within its validity (see `auth::token_cache`).
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<VerifiedClaims, TokenError> {
-        self.verifier.verify(token, now)
+        let hash = VerifiedTokenCache::hash(token);
+        if let Some(claims) = self.verified.get(&hash, now) {
+            return Ok(claims);
+        }
+        let claims = self.verifier.verify(token, now)?;
+        self.verified.insert(hash, claims.clone(), now);
+        Ok(claims)
     }
 
     pub fn mint(

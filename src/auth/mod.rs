@@ -7,4 +7,5 @@ pub mod lockout;
 pub mod passwords;
 pub mod routes;
 pub mod sessions;
+pub mod token_cache;
 pub mod tokens;
