@@ -13,6 +13,11 @@
 
 mod limit_server;
 
+/// The same allocator as the `humint` binary (src/main.rs), so that the limit server's figures
+/// and humint's differ by what humint does, not by malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};

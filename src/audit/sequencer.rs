@@ -162,7 +162,7 @@ fn lock(conn: &mut DbConnection, mode: Lock) -> AppResult<bool> {
     }
 }
 
-fn head(conn: &mut DbConnection) -> AppResult<ChainTip> {
+pub(super) fn head(conn: &mut DbConnection) -> AppResult<ChainTip> {
     let head: Option<(Option<i64>, Option<Vec<u8>>)> = audit_events::table
         .filter(audit_events::seq.is_not_null())
         .order(audit_events::seq.desc())

@@ -165,7 +165,11 @@ impl EventRow {
 pub fn append(conn: &mut DbConnection, ctx: &RequestContext, event: Event, now: DateTime<Utc>) -> AppResult<()> {
     let mut row = NewEventRow::new(ctx, event, now);
     if matches!(conn, DbConnection::Sqlite(_)) && in_transaction(conn)? {
-        return insert_chained(conn, std::slice::from_mut(&mut row));
+        // Events left unchained (none are, on SQLite, but rows of an older version could be)
+        // are the sequencer's; they get later places, which the chain allows.
+        let mut tip = super::sequencer::head(conn).map_err(fail_closed)?;
+        row.chain(&mut tip)?;
+        return insert(conn, &row);
     }
     insert(conn, &row)?;
     super::sequencer::notify();
@@ -190,7 +194,6 @@ pub fn append_alone(conn: &mut DbConnection, ctx: &RequestContext, event: Event,
 /// Inside a write transaction: takes the chain lock, chains what earlier appends left unchained
 /// (PostgreSQL's write transactions), then chains and inserts `rows` in order.
 pub(super) fn insert_chained(conn: &mut DbConnection, rows: &mut [NewEventRow]) -> AppResult<()> {
-    let fail_closed = |e: AppError| AppError::Unavailable(format!("audit append failed: {e}"));
     let mut tip = super::sequencer::lock_and_chain_pending(conn).map_err(fail_closed)?;
     for row in rows.iter_mut() {
         row.chain(&mut tip)?;
@@ -200,11 +203,13 @@ pub(super) fn insert_chained(conn: &mut DbConnection, rows: &mut [NewEventRow]) 
 }
 
 fn insert(conn: &mut DbConnection, row: &NewEventRow) -> AppResult<()> {
-    diesel::insert_into(audit_events::table).values(row).execute(conn).map_err(|e| {
-        // Fail closed: whatever the cause, the request must not succeed unaudited.
-        AppError::Unavailable(format!("audit append failed: {e}"))
-    })?;
+    diesel::insert_into(audit_events::table).values(row).execute(conn).map_err(|e| fail_closed(e.into()))?;
     Ok(())
+}
+
+/// Whatever the cause, the request must not succeed unaudited: 503.
+fn fail_closed(e: AppError) -> AppError {
+    AppError::Unavailable(format!("audit append failed: {e}"))
 }
 
 fn in_transaction(conn: &mut DbConnection) -> AppResult<bool> {

@@ -72,12 +72,11 @@ pub async fn create(
                 check_contact(&input, now)?;
                 let drift = store::is_status_drift(conn, &scope.source.id, input.occurred_at)?;
                 let key = keys.source_key(conn, scope.source.uuid())?;
-                let row = store::insert(conn, &key, scope.source.uuid(), &input, actor.user_id, drift, now)?;
+                let (row, items) = store::insert(conn, &key, scope.source.uuid(), &input, actor.user_id, drift, now)?;
                 if drift {
                     record_drift(conn, &ctx, &actor, &scope, &row.id, now)?;
                 }
-                let view = store::views(conn, &key, std::slice::from_ref(&row))?.pop();
-                let view = view.ok_or_else(|| AppError::internal("contact view vanished"))?;
+                let view = store::new_view(&key, &row, &items)?;
                 Ok((view, scope.event(&actor, "contact.create").resource("contact", Some(row.id.clone()))))
             })
         })

@@ -44,7 +44,7 @@ pub fn insert(
     by: Uuid,
     drift: bool,
     now: DateTime<Utc>,
-) -> AppResult<ContactRow> {
+) -> AppResult<(ContactRow, Vec<ItemRow>)> {
     let id = Uuid::new_v4();
     let place = |column| Place::new("contacts", column, id);
     let row = ContactRow {
@@ -88,7 +88,13 @@ pub fn insert(
     for item in &items {
         diesel::insert_into(intelligence_items::table).values(item).execute(conn)?;
     }
-    Ok(row)
+    Ok((row, items))
+}
+
+/// The view of a contact just inserted, from the rows written (no amendments yet): opening
+/// them also proves they were sealed where they are stored.
+pub fn new_view(key: &DataKey, row: &ContactRow, items: &[ItemRow]) -> AppResult<ContactView> {
+    view(key, row, items, &[])
 }
 
 pub fn find(conn: &mut DbConnection, id: &str) -> AppResult<Option<ContactRow>> {
