@@ -11,17 +11,6 @@ use crate::error::{AppError, AppResult};
 use crate::time::to_db;
 use crate::users::model::UserRow;
 
-/// The caller's active assignment roles on one source.
-pub fn active_roles(conn: &mut DbConnection, source_id: &str, user_id: Uuid) -> AppResult<Vec<AssignmentRole>> {
-    let roles: Vec<String> = assignments::table
-        .filter(assignments::source_id.eq(source_id))
-        .filter(assignments::user_id.eq(user_id.to_string()))
-        .filter(assignments::ended_at.is_null())
-        .select(assignments::role)
-        .load(conn)?;
-    Ok(roles.iter().filter_map(|r| r.parse().ok()).collect())
-}
-
 /// Full history of one source, newest first, with the assignees' display names.
 pub fn history(conn: &mut DbConnection, source_id: &str) -> AppResult<Vec<(AssignmentRow, String)>> {
     Ok(assignments::table

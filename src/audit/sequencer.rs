@@ -223,7 +223,7 @@ fn chain_pending_rows(conn: &mut DbConnection, tip: &mut ChainTip) -> AppResult<
         .limit(BATCH)
         .select(EventRow::as_select())
         .load(conn)?;
-    let mut chained = 0;
+    let mut places = ChainPlaces::default();
     for row in &pending {
         // A row whose outcome the service cannot have written stays unchained; verification
         // reports it as left unchained.
@@ -232,16 +232,64 @@ fn chain_pending_rows(conn: &mut DbConnection, tip: &mut ChainTip) -> AppResult<
             continue;
         };
         let event = tip.append(record).map_err(|e| AppError::Integrity(format!("audit chain: {e}")))?;
-        diesel::update(audit_events::table.find(&row.id))
-            .set((
-                audit_events::seq.eq(event.record.seq),
-                audit_events::prev_hash.eq(event.prev_hash.to_vec()),
-                audit_events::hash.eq(event.hash.to_vec()),
-            ))
-            .execute(conn)?;
-        chained += 1;
+        places.ids.push(row.id.clone());
+        places.seqs.push(event.record.seq);
+        places.prev_hashes.push(event.prev_hash.to_vec());
+        places.hashes.push(event.hash.to_vec());
     }
-    Ok(chained)
+    places.write(conn)
+}
+
+/// The places given to a run of pending events, written back in one go.
+#[derive(Default)]
+struct ChainPlaces {
+    ids: Vec<String>,
+    seqs: Vec<i64>,
+    prev_hashes: Vec<Vec<u8>>,
+    hashes: Vec<Vec<u8>>,
+}
+
+impl ChainPlaces {
+    /// Returns how many events were chained.
+    fn write(self, conn: &mut DbConnection) -> AppResult<i64> {
+        use diesel::sql_types::{Array, BigInt, Binary, Text};
+        let chained = self.ids.len();
+        let updated = match conn {
+            // One statement instead of a round trip per event.
+            DbConnection::Postgres(pg) if chained > 0 => diesel::sql_query(
+                "UPDATE audit_events AS e SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash \
+                     FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bytea[]) AS v(id, seq, prev_hash, hash) \
+                     WHERE e.id = v.id AND e.seq IS NULL",
+            )
+            .bind::<Array<Text>, _>(&self.ids)
+            .bind::<Array<BigInt>, _>(&self.seqs)
+            .bind::<Array<Binary>, _>(&self.prev_hashes)
+            .bind::<Array<Binary>, _>(&self.hashes)
+            .execute(pg)?,
+            DbConnection::Postgres(_) => 0,
+            DbConnection::Sqlite(_) => {
+                let mut updated = 0;
+                for (((id, seq), prev_hash), hash) in
+                    self.ids.iter().zip(self.seqs).zip(self.prev_hashes).zip(self.hashes)
+                {
+                    updated += diesel::update(audit_events::table.find(id).filter(audit_events::seq.is_null()))
+                        .set((
+                            audit_events::seq.eq(seq),
+                            audit_events::prev_hash.eq(prev_hash),
+                            audit_events::hash.eq(hash),
+                        ))
+                        .execute(conn)?;
+                }
+                updated
+            }
+        };
+        // Under the lock nobody else chains; a row that vanished or was chained meanwhile would
+        // leave a gap: roll back rather than write it.
+        if updated != chained {
+            return Err(AppError::Integrity(format!("{chained} audit events to chain, {updated} updated")));
+        }
+        Ok(chained as i64)
+    }
 }
 
 #[derive(Clone, Debug, Queryable, Selectable)]

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::model::{AssignmentSummary, AuthorisationSummary, SourceRow, SourceStatus, SourceView};
 use crate::access::{ListScope, may_see_deconfliction};
+use crate::assignments::model::AssignmentRow;
 use crate::assignments::queries as assignment_queries;
 use crate::audit::{self, Event, Outcome};
 use crate::auth::actor::Actor;
@@ -39,8 +40,33 @@ pub fn views(
     audience: Audience,
 ) -> AppResult<Vec<SourceView>> {
     let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let assignments = assignment_queries::active_for(conn, &ids)?;
+    views_with(conn, actor, rows, assignments, now, audience)
+}
+
+/// The view of the source a scope entered, with the assignments the scope already loaded.
+pub fn scope_view(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    scope: super::scope::SourceScope,
+    now: DateTime<Utc>,
+) -> AppResult<SourceView> {
+    let mut views = views_with(conn, actor, vec![scope.source], scope.active, now, Audience::Reader)?;
+    views.pop().ok_or_else(|| AppError::internal("source view vanished"))
+}
+
+/// [`views`] given the active assignments (with display names) of `rows`.
+fn views_with(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    rows: Vec<SourceRow>,
+    assignments: Vec<(AssignmentRow, String)>,
+    now: DateTime<Utc>,
+    audience: Audience,
+) -> AppResult<Vec<SourceView>> {
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
     let mut active: HashMap<String, Vec<AssignmentSummary>> = HashMap::new();
-    for (row, display_name) in assignment_queries::active_for(conn, &ids)? {
+    for (row, display_name) in assignments {
         let view = crate::assignments::model::AssignmentView::from_row(&row, display_name);
         active.entry(row.source_id.clone()).or_default().push(AssignmentSummary {
             id: view.id,

@@ -213,9 +213,9 @@ pub async fn get(
         .db(move |conn| {
             let scope = scope::enter(conn, &ctx, &actor, &id, SourceAction::View, "source.read", now)?;
             let event = scope.event(&actor, "source.read");
-            let mut views = queries::views(conn, &actor, vec![scope.source], now, Audience::Reader)?;
+            let view = queries::scope_view(conn, &actor, scope, now)?;
             audit::append_alone(conn, &ctx, event, now)?;
-            views.pop().ok_or_else(|| AppError::internal("source view vanished"))
+            Ok(view)
         })
         .await?;
     Ok(HttpResponse::Ok().json(view))

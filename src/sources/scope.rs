@@ -7,7 +7,7 @@ use diesel::prelude::*;
 
 use super::model::SourceRow;
 use crate::access::{self, Decision, SourceAction, SourceFacts};
-use crate::assignments::model::AssignmentRole;
+use crate::assignments::model::{AssignmentRole, AssignmentRow};
 use crate::assignments::queries as assignment_queries;
 use crate::audit::{self, Event, Outcome};
 use crate::auth::actor::Actor;
@@ -22,6 +22,9 @@ pub struct SourceScope {
     pub rule: &'static str,
     /// The caller's active assignments on the source.
     pub my_assignments: Vec<AssignmentRole>,
+    /// Every active assignment on the source, with the assignee's display name (the source's
+    /// view shows them; loaded once for the decision and the view).
+    pub active: Vec<(AssignmentRow, String)>,
 }
 
 impl SourceScope {
@@ -122,14 +125,17 @@ fn decide(
     audit_action: &'static str,
     now: DateTime<Utc>,
 ) -> AppResult<SourceScope> {
-    let my_assignments = match &source {
-        Some(s) => assignment_queries::active_roles(conn, &s.id, actor.user_id)?,
+    let active = match &source {
+        Some(s) => assignment_queries::active_for(conn, std::slice::from_ref(&s.id))?,
         None => Vec::new(),
     };
+    let me = actor.user_id.to_string();
+    let my_assignments: Vec<AssignmentRole> =
+        active.iter().filter(|(a, _)| a.user_id == me).filter_map(|(a, _)| a.role.parse().ok()).collect();
     let facts = source.as_ref().map(|s| SourceFacts { unit: &s.unit, assignments: &my_assignments });
     match access::decide_source(actor, action, facts.as_ref()) {
         Decision::Allow(rule) => match source {
-            Some(source) => Ok(SourceScope { source, rule, my_assignments }),
+            Some(source) => Ok(SourceScope { source, rule, my_assignments, active }),
             None => Err(AppError::internal("access allowed a missing source")),
         },
         Decision::Deny(reason) => {

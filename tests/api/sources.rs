@@ -139,8 +139,9 @@ async fn fifty_parallel_registrations_get_distinct_urns_and_pseudonyms() {
     let mut urns = HashSet::new();
     let mut pseudonyms = HashSet::new();
     for r in results {
-        assert_eq!(r.status(), StatusCode::CREATED);
+        let status = r.status();
         let s = body(r).await;
+        assert_eq!(status, StatusCode::CREATED, "{s}");
         urns.insert(s["urn"].as_str().unwrap().to_string());
         pseudonyms.insert(s["pseudonym"].as_str().unwrap().to_string());
     }
