@@ -240,7 +240,9 @@ fn chain_pending_rows(conn: &mut DbConnection, tip: &mut ChainTip) -> AppResult<
     places.write(conn)
 }
 
-/// The places given to a run of pending events, written back in one go.
+/// The places given to a run of pending events, written back row by row in seq order: the
+/// hardened PostgreSQL trigger of docs/audit.md checks that each update extends the head by one,
+/// and a single `UPDATE ... FROM` would not promise that order.
 #[derive(Default)]
 struct ChainPlaces {
     ids: Vec<String>,
@@ -252,37 +254,13 @@ struct ChainPlaces {
 impl ChainPlaces {
     /// Returns how many events were chained.
     fn write(self, conn: &mut DbConnection) -> AppResult<i64> {
-        use diesel::sql_types::{Array, BigInt, Binary, Text};
         let chained = self.ids.len();
-        let updated = match conn {
-            // One statement instead of a round trip per event.
-            DbConnection::Postgres(pg) if chained > 0 => diesel::sql_query(
-                "UPDATE audit_events AS e SET seq = v.seq, prev_hash = v.prev_hash, hash = v.hash \
-                     FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bytea[]) AS v(id, seq, prev_hash, hash) \
-                     WHERE e.id = v.id AND e.seq IS NULL",
-            )
-            .bind::<Array<Text>, _>(&self.ids)
-            .bind::<Array<BigInt>, _>(&self.seqs)
-            .bind::<Array<Binary>, _>(&self.prev_hashes)
-            .bind::<Array<Binary>, _>(&self.hashes)
-            .execute(pg)?,
-            DbConnection::Postgres(_) => 0,
-            DbConnection::Sqlite(_) => {
-                let mut updated = 0;
-                for (((id, seq), prev_hash), hash) in
-                    self.ids.iter().zip(self.seqs).zip(self.prev_hashes).zip(self.hashes)
-                {
-                    updated += diesel::update(audit_events::table.find(id).filter(audit_events::seq.is_null()))
-                        .set((
-                            audit_events::seq.eq(seq),
-                            audit_events::prev_hash.eq(prev_hash),
-                            audit_events::hash.eq(hash),
-                        ))
-                        .execute(conn)?;
-                }
-                updated
-            }
-        };
+        let mut updated = 0;
+        for (((id, seq), prev_hash), hash) in self.ids.iter().zip(self.seqs).zip(self.prev_hashes).zip(self.hashes) {
+            updated += diesel::update(audit_events::table.find(id).filter(audit_events::seq.is_null()))
+                .set((audit_events::seq.eq(seq), audit_events::prev_hash.eq(prev_hash), audit_events::hash.eq(hash)))
+                .execute(conn)?;
+        }
         // Under the lock nobody else chains; a row that vanished or was chained meanwhile would
         // leave a gap: roll back rather than write it.
         if updated != chained {
