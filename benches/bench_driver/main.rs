@@ -569,7 +569,8 @@ async fn seed_humint(client: &reqwest::Client, base: &str, data_dir: &Path, plan
     let failed = failures.load(Ordering::Relaxed);
     eprintln!("  {} contacts in {:.1}s ({failed} failed)", plan.contacts, started.elapsed().as_secs_f64());
     if failed > 0 {
-        return Err(format!("{failed} contacts could not be seeded"));
+        let first = take_error().unwrap_or_default();
+        return Err(format!("{failed} contacts could not be seeded; first failure: {first}"));
     }
     Ok((0..plan.handlers)
         .map(|h| Handler {

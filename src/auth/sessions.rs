@@ -217,7 +217,9 @@ pub const TOUCH_GRANULARITY: TimeDelta = TimeDelta::seconds(30);
 
 pub fn touch_if_stale(conn: &mut DbConnection, session: &SessionRow, now: DateTime<Utc>) -> Result<(), AppError> {
     if session.last_seen_at.and_utc() + TOUCH_GRANULARITY <= now {
-        touch(conn, &session.id, now)?;
+        // A write like any other: in a write transaction, so that on SQLite it takes its turn
+        // with the process's other writers instead of sleeping in the busy handler.
+        crate::db::write_tx(conn, |conn| touch(conn, &session.id, now))?;
     }
     Ok(())
 }
