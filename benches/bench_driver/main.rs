@@ -12,6 +12,7 @@
 //! latencies, measured from each request's scheduled send time (no coordinated omission).
 
 mod limit_server;
+mod scale;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -78,6 +79,15 @@ struct Args {
     /// Do not run `humint audit verify` at the end.
     #[arg(long)]
     no_verify: bool,
+    /// Scale mode (humint only): read, write and list on the seeded data set, then again after
+    /// growing the database with filler rows to --scale-sources and --scale-contacts (default
+    /// 100,000 and 1,000,000). --smoke runs it after its rounds with the data set doubled.
+    #[arg(long)]
+    scale: bool,
+    #[arg(long)]
+    scale_sources: Option<usize>,
+    #[arg(long)]
+    scale_contacts: Option<usize>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -998,10 +1008,13 @@ async fn run(args: Args) -> Res<()> {
         humint.threads()
     );
 
+    let scale_plan = scale::ScalePlan::from(&args);
+    let scale_only = scale_plan.as_ref().is_some_and(|s| s.only);
+
     // The limit server, seeded with the same shape in bulk.
     let mut limit = None;
     let mut _limit_pg_guard = None;
-    if !args.no_limit {
+    if !args.no_limit && !scale_only {
         let db_url = match &pg_server {
             Some(server) => {
                 let (guard, url) = PgDatabase::create(server)?;
@@ -1033,7 +1046,7 @@ async fn run(args: Args) -> Res<()> {
 
     let mut all = Vec::new();
     let mut rates: Vec<Option<f64>> = vec![None; scenarios.len()];
-    for round in 1..=plan.rounds {
+    for round in 1..=if scale_only { 0 } else { plan.rounds } {
         // Fresh tokens each round (access tokens live at most 15 minutes).
         let mut pairs = Vec::new();
         for h in &handlers {
@@ -1063,6 +1076,13 @@ async fn run(args: Args) -> Res<()> {
         }
     }
 
+    let scaled = match &scale_plan {
+        Some(sp) => {
+            let hr = scale::HumintRun { env: &env, bin: &bin, core: server_core, dir: dir.path() };
+            Some(scale::run(sp, &plan, &args, &client, &mut humint, &hr, &handlers).await?)
+        }
+        None => None,
+    };
     let verify = if args.no_verify {
         None
     } else {
@@ -1075,7 +1095,12 @@ async fn run(args: Args) -> Res<()> {
     if let Some(mut l) = limit.take() {
         l.stop();
     }
-    report(&all, &scenarios, verify, &plan, backend);
+    if !scale_only {
+        report(&all, &scenarios, verify, &plan, backend);
+    }
+    if let Some(scaled) = &scaled {
+        scale::report(scaled, verify.filter(|_| scale_only), &plan, backend);
+    }
     if !pin {
         println!("\nnote: fewer than two cores or no taskset: server and load generator were not pinned");
     }
