@@ -13,6 +13,7 @@ mod keys;
 mod lockout;
 mod matrix;
 mod ops;
+mod plans;
 mod sources;
 mod support;
 mod tokens;
