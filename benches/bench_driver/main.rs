@@ -1078,12 +1078,13 @@ async fn run(args: Args) -> Res<()> {
 
     let scaled = match &scale_plan {
         Some(sp) => {
-            let hr = scale::HumintRun { env: &env, bin: &bin, core: server_core, dir: dir.path() };
+            let pg_server = pg_server.as_deref();
+            let hr = scale::HumintRun { env: &env, bin: &bin, core: server_core, dir: dir.path(), pg_server };
             Some(scale::run(sp, &plan, &args, &client, &mut humint, &hr, &handlers).await?)
         }
         None => None,
     };
-    let verify = if args.no_verify {
+    let verify = if args.no_verify || scale_only {
         None
     } else {
         eprintln!("== humint audit verify");
@@ -1099,7 +1100,7 @@ async fn run(args: Args) -> Res<()> {
         report(&all, &scenarios, verify, &plan, backend);
     }
     if let Some(scaled) = &scaled {
-        scale::report(scaled, verify.filter(|_| scale_only), &plan, backend);
+        scale::report(scaled, &plan, backend);
     }
     if !pin {
         println!("\nnote: fewer than two cores or no taskset: server and load generator were not pinned");
