@@ -165,6 +165,36 @@ impl HumintRun<'_> {
     }
 }
 
+/// A server's I/O counters (`/proc/PID/io`): read and write calls (files; sockets are not
+/// counted there), bytes it sent to storage.
+#[derive(Clone, Copy, Default)]
+struct Io {
+    syscr: f64,
+    syscw: f64,
+    kib_written: f64,
+}
+
+impl Io {
+    fn of(server: &Server) -> Io {
+        let text = std::fs::read_to_string(format!("/proc/{}/io", server.pid)).unwrap_or_default();
+        let get = |key: &str| {
+            text.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(0.0)
+        };
+        Io { syscr: get("syscr:"), syscw: get("syscw:"), kib_written: get("write_bytes:") / 1024.0 }
+    }
+
+    /// Per request of one scenario's two phases (saturation and fixed rate), counted from the
+    /// rates: an estimate, the same on both sides.
+    fn per_request(self, before: Io, m: &Measure, secs: f64) -> Io {
+        let n = ((m.sat_rps + m.rate) * secs).max(1.0);
+        Io {
+            syscr: (self.syscr - before.syscr) / n,
+            syscw: (self.syscw - before.syscw) / n,
+            kib_written: (self.kib_written - before.kib_written) / n,
+        }
+    }
+}
+
 /// Stops humint once the sequencer has had time to chain the last events.
 async fn stop_settled(humint: &mut Server) {
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -271,8 +301,8 @@ fn grow(env: &HumintEnv, sp: &ScalePlan, before: &Shape, template: &str) -> Res<
 }
 
 pub struct ScaleOutcome {
-    base: Vec<Measure>,
-    scaled: Vec<Measure>,
+    base: Vec<(Measure, Io)>,
+    scaled: Vec<(Measure, Io)>,
     before: Shape,
     after: Shape,
     fill: String,
@@ -324,18 +354,28 @@ pub async fn run(
         let base_pairs = tokens(client, humint, handlers).await?;
         let scaled_pairs = tokens(client, &scaled, handlers).await?;
         for (k, &s) in SCENARIOS.iter().enumerate() {
-            let phase = |rate| Phase {
-                round,
-                conc: args.concurrency,
-                secs: plan.secs,
-                rate,
-                rate_fraction: args.rate_fraction,
-            };
-            let m = measure(client, humint, s, requests(&humint.base, s, &base_pairs), phase(rates[k])).await?;
-            rates[k] = Some(m.rate);
-            base_ms.push(m);
-            scaled_ms
-                .push(measure(client, &scaled, s, requests(&scaled.base, s, &scaled_pairs), phase(rates[k])).await?);
+            // A B in odd rounds, B A in even ones; the base goes first in round 1, which fixes
+            // the rates.
+            let order = if round % 2 == 1 { [false, true] } else { [true, false] };
+            for is_scaled in order {
+                let (server, pairs) = if is_scaled { (&scaled, &scaled_pairs) } else { (&*humint, &base_pairs) };
+                let phase = Phase {
+                    round,
+                    conc: args.concurrency,
+                    secs: plan.secs,
+                    rate: rates[k],
+                    rate_fraction: args.rate_fraction,
+                };
+                let io0 = Io::of(server);
+                let m = measure(client, server, s, requests(&server.base, s, pairs), phase).await?;
+                let io = Io::of(server).per_request(io0, &m, plan.secs);
+                eprintln!(
+                    "    file I/O per request: {:.1} reads, {:.1} writes, {:.1} KiB written",
+                    io.syscr, io.syscw, io.kib_written
+                );
+                rates[k] = Some(m.rate);
+                if is_scaled { scaled_ms.push((m, io)) } else { base_ms.push((m, io)) }
+            }
         }
     }
     let verify = if args.no_verify {
@@ -349,8 +389,12 @@ pub async fn run(
     Ok(ScaleOutcome { base: base_ms, scaled: scaled_ms, before, after, fill, vacuum_secs, verify })
 }
 
-fn pick(all: &[Measure], s: Scenario) -> Vec<&Measure> {
-    all.iter().filter(|m| m.scenario == s).collect()
+fn pick(all: &[(Measure, Io)], s: Scenario) -> Vec<&Measure> {
+    all.iter().map(|(m, _)| m).filter(|m| m.scenario == s).collect()
+}
+
+fn pick_io(all: &[(Measure, Io)], s: Scenario) -> Vec<Io> {
+    all.iter().filter(|(m, _)| m.scenario == s).map(|(_, io)| *io).collect()
 }
 
 fn med(ms: &[&Measure], f: impl Fn(&Measure) -> f64) -> f64 {
@@ -369,7 +413,7 @@ fn ratios(base: &[&Measure], scaled: &[&Measure], f: impl Fn(&Measure) -> f64) -
 
 pub fn report(o: &ScaleOutcome, plan: &Plan, backend: &str) {
     println!();
-    println!("humint scale run: backend {backend}, {} A B round(s), {}s per phase", plan.rounds, plan.secs);
+    println!("humint scale run: backend {backend}, {} A B / B A round(s), {}s per phase", plan.rounds, plan.secs);
     println!("  base:   {}", o.before.describe());
     println!("  scaled: {}", o.after.describe());
     println!("  filler: {}", o.fill);
@@ -379,14 +423,16 @@ pub fn report(o: &ScaleOutcome, plan: &Plan, backend: &str) {
     println!("(medians over rounds; latencies at the same fixed rate, open loop, corrected for coordinated omission)");
     println!();
     println!(
-        "| scenario | data set | req/s at saturation | fixed rate | p50 µs | p99 µs | p99.9 µs | server CPU µs/req | errors | peak RSS MiB |"
+        "| scenario | data set | req/s at saturation | fixed rate | p50 µs | p99 µs | p99.9 µs | server CPU µs/req | file reads/req | file writes/req | KiB written/req | errors | peak RSS MiB |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for s in SCENARIOS {
         for (label, all, shape) in [("base", &o.base, &o.before), ("scaled", &o.scaled, &o.after)] {
             let ms = pick(all, s);
+            let io = pick_io(all, s);
+            let io_med = |f: fn(&Io) -> f64| median(io.iter().map(f).collect());
             println!(
-                "| {} | {label} ({} sources, {} contacts) | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {:.1} |",
+                "| {} | {label} ({} sources, {} contacts) | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {:.1} |",
                 s.name(),
                 shape.sources,
                 shape.contacts,
@@ -396,6 +442,9 @@ pub fn report(o: &ScaleOutcome, plan: &Plan, backend: &str) {
                 med(&ms, |m| m.p99 as f64),
                 med(&ms, |m| m.p999 as f64),
                 med(&ms, |m| m.cpu_us),
+                io_med(|i| i.syscr),
+                io_med(|i| i.syscw),
+                io_med(|i| i.kib_written),
                 ms.iter().map(|m| m.errors).sum::<u64>(),
                 ms.iter().map(|m| m.rss_kib).max().unwrap_or(0) as f64 / 1024.0,
             );
@@ -403,7 +452,7 @@ pub fn report(o: &ScaleOutcome, plan: &Plan, backend: &str) {
     }
     if let Some((events, rate)) = o.verify {
         println!(
-            "| audit verify (`humint audit verify`) | scaled | {rate:.0} events/s over {events} events | | | | | | | |"
+            "| audit verify (`humint audit verify`) | scaled | {rate:.0} events/s over {events} events | | | | | | | | | | |"
         );
     }
     println!();
