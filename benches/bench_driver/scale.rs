@@ -116,8 +116,9 @@ impl HumintRun<'_> {
         Ok(Server { name, pid: child.id(), child, base })
     }
 
-    /// A copy of the (stopped) seeded humint's database and data directory, on a port of its
-    /// own; the PostgreSQL database is dropped with the guard.
+    /// A copy of the seeded humint's database (stopped and [`settle`]d: the SQLite file holds
+    /// everything) and data directory, on a port of its own; the PostgreSQL database is dropped
+    /// with the guard.
     fn copy(&self) -> Res<(HumintEnv, Option<PgDatabase>)> {
         let url = var(self.env, "HUMINT_DATABASE_URL")?;
         let data = PathBuf::from(var(self.env, "HUMINT_DATA_DIR")?);
@@ -125,9 +126,6 @@ impl HumintRun<'_> {
         copy_dir(&data, &copy_data)?;
         let (copy_url, guard) = match (Backend::from_url(url).map_err(err("database URL"))?, self.pg_server) {
             (Backend::Sqlite(path), _) => {
-                let mut conn = connect(self.env)?;
-                conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)").map_err(err("wal checkpoint"))?;
-                drop(conn);
                 let copy = self.dir.join("humint-scaled.db");
                 std::fs::copy(&path, &copy).map_err(err("copy the SQLite database"))?;
                 (format!("sqlite://{}", copy.display()), None)
@@ -283,19 +281,28 @@ fn grow(env: &HumintEnv, sp: &ScalePlan, before: &Shape, template: &str) -> Res<
     }
     let grown = fill::grow(&mut conn, template, sources, contacts, SOURCES_PER_TX)?;
     eprintln!("  filler: {}", grown.summary());
+    drop(conn);
+    Ok((grown.summary(), settle(env)?))
+}
+
+/// Leaves a stopped humint's database as the backend keeps it by itself: the SQLite WAL
+/// checkpointed into the file; on PostgreSQL, `VACUUM (ANALYZE)`, autovacuum's work, done now
+/// rather than during the measurement — and done at all: autovacuum may be disabled (it is on
+/// the benchmark machine's server), and without statistics PostgreSQL plans humint's queries
+/// blind. Run on both databases, the same way. Returns the seconds VACUUM took.
+fn settle(env: &HumintEnv) -> Res<Option<f64>> {
+    let mut conn = connect(env)?;
     match conn {
         DbConnection::Sqlite(_) => {
             conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)").map_err(err("wal checkpoint"))?;
-            Ok((grown.summary(), None))
+            Ok(None)
         }
         DbConnection::Postgres(_) => {
-            // What autovacuum would do after such inserts, done now rather than during the
-            // measurement.
             let started = Instant::now();
             conn.batch_execute("VACUUM (ANALYZE)").map_err(err("vacuum"))?;
             let secs = started.elapsed().as_secs_f64();
             eprintln!("  VACUUM (ANALYZE) in {secs:.1}s");
-            Ok((grown.summary(), Some(secs)))
+            Ok(Some(secs))
         }
     }
 }
@@ -330,6 +337,7 @@ pub async fn run(
     handlers: &[Handler],
 ) -> Res<ScaleOutcome> {
     stop_settled(humint).await;
+    settle(hr.env)?;
     let before = shape(hr.env)?;
     let (scaled_env, _scaled_db) = hr.copy()?;
     // A source that none of the scenarios reads or writes: the last handler's last source.
