@@ -12,6 +12,7 @@
 //! latencies, measured from each request's scheduled send time (no coordinated omission).
 
 mod limit_server;
+mod scale;
 
 /// The same allocator as the `humint` binary (src/main.rs), so that the limit server's figures
 /// and humint's differ by what humint does, not by malloc.
@@ -83,6 +84,15 @@ struct Args {
     /// Do not run `humint audit verify` at the end.
     #[arg(long)]
     no_verify: bool,
+    /// Scale mode (humint only): read, write and list on the seeded data set, then again after
+    /// growing the database with filler rows to --scale-sources and --scale-contacts (default
+    /// 100,000 and 1,000,000). --smoke runs it after its rounds with the data set doubled.
+    #[arg(long)]
+    scale: bool,
+    #[arg(long)]
+    scale_sources: Option<usize>,
+    #[arg(long)]
+    scale_contacts: Option<usize>,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -1004,10 +1014,13 @@ async fn run(args: Args) -> Res<()> {
         humint.threads()
     );
 
+    let scale_plan = scale::ScalePlan::from(&args);
+    let scale_only = scale_plan.as_ref().is_some_and(|s| s.only);
+
     // The limit server, seeded with the same shape in bulk.
     let mut limit = None;
     let mut _limit_pg_guard = None;
-    if !args.no_limit {
+    if !args.no_limit && !scale_only {
         let db_url = match &pg_server {
             Some(server) => {
                 let (guard, url) = PgDatabase::create(server)?;
@@ -1039,7 +1052,7 @@ async fn run(args: Args) -> Res<()> {
 
     let mut all = Vec::new();
     let mut rates: Vec<Option<f64>> = vec![None; scenarios.len()];
-    for round in 1..=plan.rounds {
+    for round in 1..=if scale_only { 0 } else { plan.rounds } {
         // Fresh tokens each round (access tokens live at most 15 minutes).
         let mut pairs = Vec::new();
         for h in &handlers {
@@ -1069,7 +1082,15 @@ async fn run(args: Args) -> Res<()> {
         }
     }
 
-    let verify = if args.no_verify {
+    let scaled = match &scale_plan {
+        Some(sp) => {
+            let pg_server = pg_server.as_deref();
+            let hr = scale::HumintRun { env: &env, bin: &bin, core: server_core, dir: dir.path(), pg_server };
+            Some(scale::run(sp, &plan, &args, &client, &mut humint, &hr, &handlers).await?)
+        }
+        None => None,
+    };
+    let verify = if args.no_verify || scale_only {
         None
     } else {
         eprintln!("== humint audit verify");
@@ -1081,7 +1102,12 @@ async fn run(args: Args) -> Res<()> {
     if let Some(mut l) = limit.take() {
         l.stop();
     }
-    report(&all, &scenarios, verify, &plan, backend);
+    if !scale_only {
+        report(&all, &scenarios, verify, &plan, backend);
+    }
+    if let Some(scaled) = &scaled {
+        scale::report(scaled, &plan, backend);
+    }
     if !pin {
         println!("\nnote: fewer than two cores or no taskset: server and load generator were not pinned");
     }

@@ -14,6 +14,7 @@ mod keys;
 mod lockout;
 mod matrix;
 mod ops;
+mod plans;
 mod sources;
 mod support;
 mod tokens;
