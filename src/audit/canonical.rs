@@ -15,38 +15,40 @@
 //!
 //! Rust strings are always valid UTF-8, so the lone-surrogate case of JCS cannot arise.
 
-use super::record::AuditRecord;
+use super::record::{AuditRecord, RecordRef};
 
 /// Writes the canonical bytes of `rec` into `out`, replacing its contents. Reusing `out`
-/// across events keeps verification free of per-event allocation.
-pub fn write_canonical(rec: &AuditRecord, out: &mut Vec<u8>) {
+/// across events keeps verification free of per-event allocation. Takes an `&AuditRecord` or
+/// a borrowed [`RecordRef`]: one encoder for both, so the bytes cannot differ between them.
+pub fn write_canonical<'a>(rec: impl Into<RecordRef<'a>>, out: &mut Vec<u8>) {
+    let rec = rec.into();
     out.clear();
     out.push(b'[');
     write_i64(out, rec.seq);
     out.push(b',');
-    write_str(out, &rec.at);
+    write_str(out, rec.at);
     out.push(b',');
-    write_opt(out, rec.actor_id.as_deref());
+    write_opt(out, rec.actor_id);
     out.push(b',');
-    write_opt(out, rec.actor_username.as_deref());
+    write_opt(out, rec.actor_username);
     out.push(b',');
-    write_str(out, &rec.action);
+    write_str(out, rec.action);
     out.push(b',');
-    write_opt(out, rec.resource_type.as_deref());
+    write_opt(out, rec.resource_type);
     out.push(b',');
-    write_opt(out, rec.resource_id.as_deref());
+    write_opt(out, rec.resource_id);
     out.push(b',');
-    write_opt(out, rec.source_id.as_deref());
+    write_opt(out, rec.source_id);
     out.push(b',');
-    write_opt(out, rec.purpose.as_deref());
+    write_opt(out, rec.purpose);
     out.push(b',');
     write_str(out, rec.outcome.as_str());
     out.push(b',');
-    write_opt(out, rec.reason.as_deref());
+    write_opt(out, rec.reason);
     out.push(b',');
-    write_opt(out, rec.request_id.as_deref());
+    write_opt(out, rec.request_id);
     out.push(b',');
-    write_opt(out, rec.client_ip.as_deref());
+    write_opt(out, rec.client_ip);
     out.push(b']');
 }
 

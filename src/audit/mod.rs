@@ -40,7 +40,8 @@ pub use checkpoint::{
 pub use event::Event;
 pub use policy::CheckpointPolicy;
 pub use record::{
-    AuditRecord, ChainedEvent, GENESIS_PREV_HASH, HASH_LEN, Outcome, format_at, hash_from_slice, parse_hash_hex,
+    AuditRecord, ChainedEvent, EventRef, GENESIS_PREV_HASH, HASH_LEN, Outcome, RecordRef, format_at, hash_from_slice,
+    parse_hash_hex,
 };
 pub use report::{HeadView, VerifyResponse};
 pub use store::{append, append_alone};
