@@ -92,6 +92,15 @@ const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
 fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
+    // Almost every string of a real trail (UUIDs, names, times, rules, addresses) needs no
+    // escape at all: find that out with a loop the compiler vectorises (no early exit), then
+    // copy it whole. Scanned byte by byte, this was a tenth of the verifier's CPU time.
+    let needs_escape = bytes.iter().fold(false, |any, &b| any | (b < 0x20) | (b == b'"') | (b == b'\\'));
+    if !needs_escape {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     // Copy runs of bytes that need no escaping in one go. Scanning bytes is safe for UTF-8:
     // every byte of a multi-byte sequence is >= 0x80, so it can never look like `"`, `\` or
     // a control character.
@@ -193,6 +202,16 @@ mod tests {
         let ours = enc(&all);
         let theirs = serde_json::to_string(&all).unwrap_or_default();
         assert!(ours == theirs, "escaping differs from serde_json");
+    }
+
+    #[test]
+    fn each_scalar_value_alone_agrees_with_serde_json() {
+        // One character at a time, so that both the copy-whole path (nothing to escape) and the
+        // escaping path are compared for every scalar value.
+        for c in (0u32..=0x10ffff).filter_map(char::from_u32) {
+            let s = c.to_string();
+            assert_eq!(enc(&s), serde_json::to_string(&s).unwrap_or_default(), "U+{:04X}", u32::from(c));
+        }
     }
 
     #[test]
