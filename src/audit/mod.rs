@@ -12,6 +12,7 @@
 //! With the database:
 //! - `event` / `store`: building events and the one way to append them (`append`).
 //! - `sequencer`: chains committed events in batches and signs checkpoints.
+//! - `pipeline`: a producer thread feeding the calling thread over a bounded channel.
 //! - `check`: verifies the stored trail; `routes`: the compliance API.
 
 pub mod canonical;
@@ -20,6 +21,7 @@ pub mod check;
 pub mod checkpoint;
 pub mod event;
 pub mod note;
+pub mod pipeline;
 pub mod policy;
 pub mod record;
 mod report;
