@@ -13,7 +13,9 @@
 //! - `event` / `store`: building events and the one way to append them (`append`).
 //! - `sequencer`: chains committed events in batches and signs checkpoints.
 //! - `pipeline`: a producer thread feeding the calling thread over a bounded channel.
-//! - `check`: verifies the stored trail; `routes`: the compliance API.
+//! - `trail_reader`: reads the chained events back for verification, checked columns only.
+//! - `check`: verifies the stored trail (reading on a second thread); `routes`: the compliance
+//!   API.
 
 pub mod canonical;
 pub mod chain;
@@ -28,6 +30,7 @@ mod report;
 pub mod routes;
 pub mod sequencer;
 pub mod store;
+pub mod trail_reader;
 pub mod verify;
 
 #[cfg(test)]
