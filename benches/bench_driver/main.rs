@@ -13,6 +13,7 @@
 
 mod limit_server;
 mod scale;
+mod trail;
 
 /// The same allocator as the `humint` binary (src/main.rs), so that the limit server's figures
 /// and humint's differ by what humint does, not by malloc.
@@ -93,6 +94,8 @@ struct Args {
     scale_sources: Option<usize>,
     #[arg(long)]
     scale_contacts: Option<usize>,
+    #[command(flatten)]
+    trail: trail::TrailArgs,
     /// Passed by `cargo bench`; ignored.
     #[arg(long, hide = true)]
     bench: bool,
@@ -917,25 +920,6 @@ fn pin_self(core: usize) {
     let _ = Command::new("taskset").args(["-a", "-cp", &core.to_string(), &pid]).stdout(Stdio::null()).status();
 }
 
-fn audit_verify(env: &HumintEnv, bin: &Path, core: Option<usize>) -> Res<(u64, f64)> {
-    let started = Instant::now();
-    let out = env.command(bin, core).args(["audit", "verify"]).output().map_err(err("humint audit verify"))?;
-    let secs = started.elapsed().as_secs_f64();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    eprint!("  {stdout}{}", String::from_utf8_lossy(&out.stderr));
-    if !out.status.success() {
-        return Err(format!("humint audit verify: {}", out.status));
-    }
-    let events = stdout
-        .split_whitespace()
-        .zip(stdout.split_whitespace().skip(1))
-        .find(|(_, w)| *w == "events")
-        .and_then(|(n, _)| n.parse::<u64>().ok())
-        .unwrap_or(0);
-    // Wall time of the whole command, start-up and connection included.
-    Ok((events, events as f64 / secs.max(1e-9)))
-}
-
 async fn run(args: Args) -> Res<()> {
     let plan = Plan::from(&args);
     let scenarios = Scenario::parse(&args.scenarios)?;
@@ -1096,7 +1080,8 @@ async fn run(args: Args) -> Res<()> {
         eprintln!("== humint audit verify");
         // Let the sequencer chain the last events.
         tokio::time::sleep(Duration::from_secs(3)).await;
-        Some(audit_verify(&env, &bin, server_core)?)
+        humint.stop();
+        Some(trail::verify_scenario(&args.trail, args.smoke, &env, &bin)?)
     };
     humint.stop();
     if let Some(mut l) = limit.take() {

@@ -391,7 +391,7 @@ pub async fn run(
     } else {
         eprintln!("== humint audit verify (the scaled trail)");
         tokio::time::sleep(Duration::from_secs(3)).await;
-        Some(audit_verify(&scaled_env, hr.bin, hr.core)?)
+        Some(crate::trail::verify_scenario(&crate::trail::TrailArgs::as_is(), false, &scaled_env, hr.bin)?)
     };
     scaled.stop();
     Ok(ScaleOutcome { base: base_ms, scaled: scaled_ms, before, after, fill, vacuum_secs, verify })

@@ -15,38 +15,40 @@
 //!
 //! Rust strings are always valid UTF-8, so the lone-surrogate case of JCS cannot arise.
 
-use super::record::AuditRecord;
+use super::record::{AuditRecord, RecordRef};
 
 /// Writes the canonical bytes of `rec` into `out`, replacing its contents. Reusing `out`
-/// across events keeps verification free of per-event allocation.
-pub fn write_canonical(rec: &AuditRecord, out: &mut Vec<u8>) {
+/// across events keeps verification free of per-event allocation. Takes an `&AuditRecord` or
+/// a borrowed [`RecordRef`]: one encoder for both, so the bytes cannot differ between them.
+pub fn write_canonical<'a>(rec: impl Into<RecordRef<'a>>, out: &mut Vec<u8>) {
+    let rec = rec.into();
     out.clear();
     out.push(b'[');
     write_i64(out, rec.seq);
     out.push(b',');
-    write_str(out, &rec.at);
+    write_str(out, rec.at);
     out.push(b',');
-    write_opt(out, rec.actor_id.as_deref());
+    write_opt(out, rec.actor_id);
     out.push(b',');
-    write_opt(out, rec.actor_username.as_deref());
+    write_opt(out, rec.actor_username);
     out.push(b',');
-    write_str(out, &rec.action);
+    write_str(out, rec.action);
     out.push(b',');
-    write_opt(out, rec.resource_type.as_deref());
+    write_opt(out, rec.resource_type);
     out.push(b',');
-    write_opt(out, rec.resource_id.as_deref());
+    write_opt(out, rec.resource_id);
     out.push(b',');
-    write_opt(out, rec.source_id.as_deref());
+    write_opt(out, rec.source_id);
     out.push(b',');
-    write_opt(out, rec.purpose.as_deref());
+    write_opt(out, rec.purpose);
     out.push(b',');
     write_str(out, rec.outcome.as_str());
     out.push(b',');
-    write_opt(out, rec.reason.as_deref());
+    write_opt(out, rec.reason);
     out.push(b',');
-    write_opt(out, rec.request_id.as_deref());
+    write_opt(out, rec.request_id);
     out.push(b',');
-    write_opt(out, rec.client_ip.as_deref());
+    write_opt(out, rec.client_ip);
     out.push(b']');
 }
 
@@ -90,6 +92,15 @@ const HEX_LOWER: &[u8; 16] = b"0123456789abcdef";
 fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
+    // Almost every string of a real trail (UUIDs, names, times, rules, addresses) needs no
+    // escape at all: find that out with a loop the compiler vectorises (no early exit), then
+    // copy it whole. Scanned byte by byte, this was a tenth of the verifier's CPU time.
+    let needs_escape = bytes.iter().fold(false, |any, &b| any | (b < 0x20) | (b == b'"') | (b == b'\\'));
+    if !needs_escape {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     // Copy runs of bytes that need no escaping in one go. Scanning bytes is safe for UTF-8:
     // every byte of a multi-byte sequence is >= 0x80, so it can never look like `"`, `\` or
     // a control character.
@@ -191,6 +202,16 @@ mod tests {
         let ours = enc(&all);
         let theirs = serde_json::to_string(&all).unwrap_or_default();
         assert!(ours == theirs, "escaping differs from serde_json");
+    }
+
+    #[test]
+    fn each_scalar_value_alone_agrees_with_serde_json() {
+        // One character at a time, so that both the copy-whole path (nothing to escape) and the
+        // escaping path are compared for every scalar value.
+        for c in (0u32..=0x10ffff).filter_map(char::from_u32) {
+            let s = c.to_string();
+            assert_eq!(enc(&s), serde_json::to_string(&s).unwrap_or_default(), "U+{:04X}", u32::from(c));
+        }
     }
 
     #[test]

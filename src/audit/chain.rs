@@ -4,7 +4,7 @@
 use ring::digest;
 
 use super::canonical::write_canonical;
-use super::record::{AuditRecord, ChainedEvent, GENESIS_PREV_HASH, HASH_LEN};
+use super::record::{AuditRecord, ChainedEvent, GENESIS_PREV_HASH, HASH_LEN, RecordRef};
 
 /// Chain hash of one record after `prev`. Allocates a canonical buffer; loops use
 /// [`ChainHasher`] instead.
@@ -24,7 +24,8 @@ impl ChainHasher {
         ChainHasher { buf: Vec::with_capacity(512) }
     }
 
-    pub fn hash(&mut self, prev: &[u8; HASH_LEN], rec: &AuditRecord) -> [u8; HASH_LEN] {
+    /// `rec` is an `&AuditRecord` or a borrowed [`RecordRef`] (as the database reader lends).
+    pub fn hash<'a>(&mut self, prev: &[u8; HASH_LEN], rec: impl Into<RecordRef<'a>>) -> [u8; HASH_LEN] {
         write_canonical(rec, &mut self.buf);
         let mut ctx = digest::Context::new(&digest::SHA256);
         ctx.update(prev);

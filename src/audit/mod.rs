@@ -13,7 +13,10 @@
 //! - `event` / `store`: building events and the one way to append them (`append`).
 //! - `group`: group commit of the events that commit on their own (`append_alone`).
 //! - `sequencer`: chains committed events in batches and signs checkpoints.
-//! - `check`: verifies the stored trail; `routes`: the compliance API.
+//! - `pipeline`: a producer thread feeding the calling thread over a bounded channel.
+//! - `trail_reader`: reads the chained events back for verification, checked columns only.
+//! - `check`: verifies the stored trail (reading on a second thread); `routes`: the compliance
+//!   API.
 
 pub mod canonical;
 pub mod chain;
@@ -22,12 +25,14 @@ pub mod checkpoint;
 pub mod event;
 pub mod group;
 pub mod note;
+pub mod pipeline;
 pub mod policy;
 pub mod record;
 mod report;
 pub mod routes;
 pub mod sequencer;
 pub mod store;
+pub mod trail_reader;
 pub mod verify;
 
 #[cfg(test)]
@@ -43,7 +48,8 @@ pub use event::Event;
 pub use group::{GroupCommit, GroupStats};
 pub use policy::CheckpointPolicy;
 pub use record::{
-    AuditRecord, ChainedEvent, GENESIS_PREV_HASH, HASH_LEN, Outcome, format_at, hash_from_slice, parse_hash_hex,
+    AuditRecord, ChainedEvent, EventRef, GENESIS_PREV_HASH, HASH_LEN, Outcome, RecordRef, format_at, hash_from_slice,
+    parse_hash_hex,
 };
 pub use report::{HeadView, VerifyResponse};
 pub use store::{append, append_alone};

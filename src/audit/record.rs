@@ -56,6 +56,61 @@ pub struct AuditRecord {
     pub client_ip: Option<String>,
 }
 
+/// The 13 hashed fields, borrowed: what the canonical encoder and the verifier read. A record
+/// held in memory lends one with `From<&AuditRecord>`; the database reader lends one straight
+/// from the row it read, so verification need not build an `AuditRecord` (13 allocations) per
+/// event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    pub seq: i64,
+    pub at: &'a str,
+    pub actor_id: Option<&'a str>,
+    pub actor_username: Option<&'a str>,
+    pub action: &'a str,
+    pub resource_type: Option<&'a str>,
+    pub resource_id: Option<&'a str>,
+    pub source_id: Option<&'a str>,
+    pub purpose: Option<&'a str>,
+    pub outcome: Outcome,
+    pub reason: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    pub client_ip: Option<&'a str>,
+}
+
+impl<'a> From<&'a AuditRecord> for RecordRef<'a> {
+    fn from(r: &'a AuditRecord) -> Self {
+        RecordRef {
+            seq: r.seq,
+            at: &r.at,
+            actor_id: r.actor_id.as_deref(),
+            actor_username: r.actor_username.as_deref(),
+            action: &r.action,
+            resource_type: r.resource_type.as_deref(),
+            resource_id: r.resource_id.as_deref(),
+            source_id: r.source_id.as_deref(),
+            purpose: r.purpose.as_deref(),
+            outcome: r.outcome,
+            reason: r.reason.as_deref(),
+            request_id: r.request_id.as_deref(),
+            client_ip: r.client_ip.as_deref(),
+        }
+    }
+}
+
+/// A chained event, borrowed: its fields and its stored chain columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventRef<'a> {
+    pub record: RecordRef<'a>,
+    pub prev_hash: [u8; HASH_LEN],
+    pub hash: [u8; HASH_LEN],
+}
+
+impl<'a> From<&'a ChainedEvent> for EventRef<'a> {
+    fn from(e: &'a ChainedEvent) -> Self {
+        EventRef { record: RecordRef::from(&e.record), prev_hash: e.prev_hash, hash: e.hash }
+    }
+}
+
 /// An event with its place in the chain: `hash = SHA-256(prev_hash || canonical(record))`.
 ///
 /// The hashes are the values as stored; verification recomputes and compares them. JSON form

@@ -7,7 +7,7 @@ use std::borrow::Borrow;
 use super::chain::ChainHasher;
 use super::checkpoint::{Checkpoint, CheckpointVerifier, VerifiedCheckpoint};
 use super::note::parse_note;
-use super::record::{ChainedEvent, GENESIS_PREV_HASH, HASH_LEN};
+use super::record::{ChainedEvent, EventRef, GENESIS_PREV_HASH, HASH_LEN};
 
 pub use super::report::{FailureKind, VerificationReport, VerifiedChain};
 
@@ -128,6 +128,12 @@ impl ChainVerifier {
 
     /// Checks the next event in seq order.
     pub fn push(&mut self, event: &ChainedEvent) {
+        self.push_ref(EventRef::from(event));
+    }
+
+    /// Checks the next event in seq order, borrowed (the database reader's form). Every event
+    /// is checked here, whichever way it came: the rules live in one place.
+    pub fn push_ref(&mut self, event: EventRef<'_>) {
         let seq = event.record.seq;
         self.checked += 1;
         self.last = Some((seq, Some(event.hash)));
@@ -138,7 +144,7 @@ impl ChainVerifier {
             self.event_failure = Some((self.expected_seq, FailureKind::SeqGap));
             return;
         }
-        if self.hasher.hash(&event.prev_hash, &event.record) != event.hash {
+        if self.hasher.hash(&event.prev_hash, event.record) != event.hash {
             self.event_failure = Some((seq, FailureKind::HashMismatch));
             return;
         }

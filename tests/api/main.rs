@@ -5,6 +5,7 @@
 
 mod audit;
 mod audit_chain_independent;
+mod audit_trail_reader;
 mod audit_vectors;
 mod canary;
 mod contacts;
