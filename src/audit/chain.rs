@@ -87,13 +87,21 @@ impl ChainTip {
     /// Gives `record` the next place in the chain. Whatever `record.seq` held (an unchained
     /// row has none) is overwritten with `tip.seq + 1`.
     pub fn append(&mut self, mut record: AuditRecord) -> Result<ChainedEvent, ChainError> {
+        let (seq, prev_hash, hash) = self.place(RecordRef::from(&record))?;
+        record.seq = seq;
+        Ok(ChainedEvent { record, prev_hash, hash })
+    }
+
+    /// [`append`](Self::append) for a borrowed record (an event being inserted, without copying
+    /// its fields): returns its `(seq, prev_hash, hash)`. `record.seq` is overwritten.
+    pub fn place(&mut self, mut record: RecordRef<'_>) -> Result<(i64, [u8; HASH_LEN], [u8; HASH_LEN]), ChainError> {
         let seq = self.seq.checked_add(1).ok_or(ChainError::SeqExhausted)?;
         record.seq = seq;
         let prev_hash = self.hash;
-        let hash = self.hasher.hash(&prev_hash, &record);
+        let hash = self.hasher.hash(&prev_hash, record);
         self.seq = seq;
         self.hash = hash;
-        Ok(ChainedEvent { record, prev_hash, hash })
+        Ok((seq, prev_hash, hash))
     }
 }
 

@@ -12,6 +12,7 @@ use diesel::prelude::*;
 use uuid::Uuid;
 
 use super::event::Event;
+use super::record::RecordRef;
 use super::{AuditRecord, ChainTip, ChainedEvent, Outcome, format_at, hash_from_slice};
 use crate::db::schema::audit_events;
 use crate::db::{DbConnection, write_tx};
@@ -73,25 +74,25 @@ impl NewEventRow {
             "denied" => Outcome::Denied,
             _ => Outcome::Allowed,
         };
-        let record = AuditRecord {
+        let record = RecordRef {
             seq: 0,
-            at: self.at.clone(),
-            actor_id: self.actor_id.clone(),
-            actor_username: self.actor_username.clone(),
-            action: self.action.to_string(),
-            resource_type: self.resource_type.map(str::to_string),
-            resource_id: self.resource_id.clone(),
-            source_id: self.source_id.clone(),
-            purpose: self.purpose.clone(),
+            at: &self.at,
+            actor_id: self.actor_id.as_deref(),
+            actor_username: self.actor_username.as_deref(),
+            action: self.action,
+            resource_type: self.resource_type,
+            resource_id: self.resource_id.as_deref(),
+            source_id: self.source_id.as_deref(),
+            purpose: self.purpose.as_deref(),
             outcome,
-            reason: self.reason.clone(),
-            request_id: self.request_id.clone(),
-            client_ip: self.client_ip.clone(),
+            reason: self.reason.as_deref(),
+            request_id: self.request_id.as_deref(),
+            client_ip: self.client_ip.as_deref(),
         };
-        let chained = tip.append(record).map_err(|e| AppError::Integrity(format!("audit chain: {e}")))?;
-        self.seq = Some(chained.record.seq);
-        self.prev_hash = Some(chained.prev_hash.to_vec());
-        self.hash = Some(chained.hash.to_vec());
+        let (seq, prev_hash, hash) = tip.place(record).map_err(|e| AppError::Integrity(format!("audit chain: {e}")))?;
+        self.seq = Some(seq);
+        self.prev_hash = Some(prev_hash.to_vec());
+        self.hash = Some(hash.to_vec());
         Ok(())
     }
 }
