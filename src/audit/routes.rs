@@ -283,8 +283,12 @@ pub async fn export(state: web::Data<AppState>, ctx: RequestContext, actor: Acto
             match page {
                 Ok(rows) if rows.is_empty() => None,
                 Ok(rows) => {
-                    let next = rows.last().and_then(|r| r.seq).unwrap_or(after);
                     let full = rows.len() as i64 == EXPORT_PAGE;
+                    let next = store::next_page_after(after, &rows);
+                    if full && next.is_none() {
+                        tracing::error!(after, "audit export: seq does not advance past a page; export stopped");
+                        return Some((Err(actix_web::error::ErrorInternalServerError("audit trail integrity")), None));
+                    }
                     let mut out = Vec::with_capacity(rows.len() * 400);
                     for row in rows {
                         if serde_json::to_writer(&mut out, &EventView::from_row(row)).is_err() {
@@ -292,7 +296,7 @@ pub async fn export(state: web::Data<AppState>, ctx: RequestContext, actor: Acto
                         }
                         out.push(b'\n');
                     }
-                    Some((Ok(web::Bytes::from(out)), full.then_some(next)))
+                    Some((Ok(web::Bytes::from(out)), next.filter(|_| full)))
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "audit export interrupted");

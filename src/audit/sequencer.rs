@@ -218,7 +218,9 @@ fn chain_pending_rows(conn: &mut DbConnection, tip: &mut ChainTip) -> AppResult<
     // unchained, where verification reports them, and cannot stall the rows behind them.
     let pending: Vec<EventRow> = audit_events::table
         .filter(audit_events::seq.is_null())
-        .filter(audit_events::outcome.eq_any(["allowed", "denied"]))
+        // Spelled out rather than `IN (...)`, which SQLite cannot keep prepared: this runs in
+        // every group commit.
+        .filter(audit_events::outcome.eq("allowed").or(audit_events::outcome.eq("denied")))
         .order((audit_events::created_at.asc(), audit_events::id.asc()))
         .limit(BATCH)
         .select(EventRow::as_select())
@@ -330,14 +332,19 @@ fn maybe_checkpoint(
     let mut after = anchor.as_ref().map_or(0, |a| a.seq());
     loop {
         let rows = store::chained_after(conn, after, 5000)?;
-        let Some(last_row) = rows.last() else { break };
-        after = last_row.seq.unwrap_or(after);
+        if rows.is_empty() {
+            break;
+        }
         for row in &rows {
             match row.chained() {
                 Some(event) => verifier.push(&event),
                 None => verifier.push_unreadable(row.seq.unwrap_or(after)),
             }
         }
+        after = store::next_page_after(after, &rows).ok_or_else(|| {
+            tracing::error!(after, "audit trail: seq does not advance past a page; not signing a checkpoint");
+            AppError::Integrity(format!("audit trail: seq does not advance past {after}"))
+        })?;
         if after >= tip.seq() {
             break;
         }

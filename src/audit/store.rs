@@ -286,6 +286,15 @@ pub fn chained_after(conn: &mut DbConnection, after: i64, limit: i64) -> AppResu
         .load(conn)?)
 }
 
+/// Where the page after `rows` starts: the last row's seq, which must lie beyond `after`. `None`
+/// when it does not. On SQLite a seq edited into a fraction (or text) is kept as written, sorts
+/// among the integers (or after them) and reads back truncated (or as 0); a page that ends on
+/// such a row would make the reader start over from the same place for ever. Paging by a seq
+/// that does not advance is an integrity failure, never a retry.
+pub fn next_page_after(after: i64, rows: &[EventRow]) -> Option<i64> {
+    rows.last()?.seq.filter(|&seq| seq > after)
+}
+
 /// Events committed but not chained, older than `before`.
 pub fn unchained_before(conn: &mut DbConnection, before: DateTime<Utc>) -> AppResult<i64> {
     Ok(audit_events::table

@@ -357,3 +357,59 @@ async fn concurrent_clients_leave_a_valid_gap_free_chain_with_an_exact_count() {
     assert!(v["checked"].as_i64().unwrap() >= c.total - 1);
     drop(second);
 }
+
+/// 5,000 rows squeezed between the last checkpoint's seq A and A + 1 as fractions. SQLite keeps a
+/// fraction written into an integer column as written, sorts it among the integers and reads it
+/// back as A: a reader that pages by "the last seq I saw" would fetch the same rows for ever,
+/// holding the chain lock (checkpoint) or streaming without end (export). Both must stop.
+/// PostgreSQL rounds the fractions into `bigint` and its UNIQUE index refuses the edit.
+#[tokio::test]
+async fn fractional_seqs_stop_the_checkpoint_and_the_export_instead_of_looping_them() {
+    let (app, compliance) = app_with_history().await;
+    app.settle_audit(true);
+    let anchor = latest_checkpoint_seq(&app);
+    let admin = app.admin_token().await;
+    app.get("/api/v1/users", &admin).await;
+    app.settle_audit(false);
+    let fractions = format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000) \
+         INSERT INTO audit_events (id, seq, at, action, outcome, prev_hash, hash, created_at) \
+         SELECT 'fraction-' || i, {anchor} + i / 10000.0, e.at, e.action, e.outcome, e.prev_hash, e.hash, e.created_at \
+         FROM n, audit_events e WHERE e.seq = 1"
+    );
+    let edited = diesel::sql_query(&fractions).execute(&mut *app.db());
+    let sqlite = test_database_url().is_none();
+    match &edited {
+        Ok(rows) => assert!(sqlite && *rows == 5000, "{rows} rows"),
+        Err(e) => assert!(!sqlite, "SQLite refused the edit: {e}"),
+    }
+    let rows_now: i64 = {
+        use diesel::prelude::*;
+        use humint::db::schema::audit_events;
+        audit_events::table.filter(audit_events::seq.is_not_null()).count().get_result(&mut *app.db()).unwrap()
+    };
+
+    let state = app.state.clone();
+    let pass = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        tokio::task::spawn_blocking(move || humint::audit::sequencer::run_once(&state, true)),
+    )
+    .await
+    .expect("the checkpoint pass ends")
+    .unwrap();
+    assert_eq!(pass.is_err(), sqlite, "{pass:?}");
+    assert_eq!(latest_checkpoint_seq(&app) > anchor, !sqlite, "a checkpoint signed over the edit");
+
+    let r = app.get("/api/v1/audit/export", &compliance.token).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = tokio::time::timeout(std::time::Duration::from_secs(60), r.text()).await.expect("the export ends");
+    match text {
+        // The export's own event is the one line more.
+        Ok(text) => {
+            assert!(!sqlite, "the export of an edited trail ended as if complete");
+            assert_eq!(text.lines().count() as i64, rows_now + 1);
+        }
+        Err(e) => assert!(sqlite, "{e}"),
+    }
+    assert_eq!(verify(&app, &compliance).await["valid"], !sqlite);
+}
