@@ -207,10 +207,20 @@ fn query_error(err: actix_web::error::QueryPayloadError, _: &HttpRequest) -> act
     AppError::field(field, "invalid query parameter").into()
 }
 
+/// Threads each worker may run blocking work on. All of it is database work on a pooled
+/// connection, or a password hash behind its own semaphore: a thread beyond the worker's share
+/// of the pool would only wait for a connection, and each idle thread keeps its stack and its
+/// allocator heap (actix's default, 512 / workers, let 64 connections grow the process to ~80
+/// threads and ~350 MiB). Queued work waits in the runtime's queue instead of on a thread.
+pub fn blocking_threads_per_worker(config: &crate::config::Config, workers: usize) -> usize {
+    (config.db_pool_size as usize).div_ceil(workers.max(1)) + config.password_hash_concurrency
+}
+
 /// Starts the HTTP server on `listener` (port 0 in tests).
 pub fn run(state: web::Data<AppState>, listener: TcpListener) -> std::io::Result<Server> {
     let limit = state.config.json_limit_bytes;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let blocking = blocking_threads_per_worker(&state.config, workers);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -222,6 +232,7 @@ pub fn run(state: web::Data<AppState>, listener: TcpListener) -> std::io::Result
             .configure(routes)
     })
     .workers(workers)
+    .worker_max_blocking_threads(blocking)
     .listen(listener)?
     .run();
     Ok(server)

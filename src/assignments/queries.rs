@@ -23,16 +23,18 @@ pub fn history(conn: &mut DbConnection, source_id: &str) -> AppResult<Vec<(Assig
 
 /// Active assignments of several sources in one query (for source views and lists).
 pub fn active_for(conn: &mut DbConnection, source_ids: &[String]) -> AppResult<Vec<(AssignmentRow, String)>> {
-    if source_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    Ok(assignments::table
+    let active = assignments::table
         .inner_join(users::table.on(users::id.eq(assignments::user_id)))
-        .filter(assignments::source_id.eq_any(source_ids))
         .filter(assignments::ended_at.is_null())
         .order((assignments::started_at.asc(), assignments::id.asc()))
-        .select((AssignmentRow::as_select(), users::display_name))
-        .load(conn)?)
+        .select((AssignmentRow::as_select(), users::display_name));
+    Ok(match source_ids {
+        [] => Vec::new(),
+        // One source (every source-scoped request): a statement SQLite keeps prepared, where an
+        // `IN (...)` list is parsed and planned again on every call.
+        [one] => active.filter(assignments::source_id.eq(one)).load(conn)?,
+        many => active.filter(assignments::source_id.eq_any(many)).load(conn)?,
+    })
 }
 
 pub fn create(

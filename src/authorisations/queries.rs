@@ -94,16 +94,17 @@ pub fn current_for(
     source_ids: &[String],
     at: DateTime<Utc>,
 ) -> AppResult<Vec<AuthorisationRow>> {
-    if source_ids.is_empty() {
-        return Ok(Vec::new());
-    }
     let at = to_db(at);
-    Ok(authorisations::table
-        .filter(authorisations::source_id.eq_any(source_ids))
+    let current = authorisations::table
         .filter(authorisations::valid_from.le(at))
         .filter(authorisations::valid_until.gt(at))
-        .select(AuthorisationRow::as_select())
-        .load(conn)?)
+        .select(AuthorisationRow::as_select());
+    Ok(match source_ids {
+        [] => Vec::new(),
+        // One source: a statement SQLite keeps prepared (see `assignments::queries::active_for`).
+        [one] => current.filter(authorisations::source_id.eq(one)).load(conn)?,
+        many => current.filter(authorisations::source_id.eq_any(many)).load(conn)?,
+    })
 }
 
 pub fn in_force(conn: &mut DbConnection, source_id: &str, at: DateTime<Utc>) -> AppResult<bool> {

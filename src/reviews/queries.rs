@@ -49,14 +49,13 @@ pub fn history(conn: &mut DbConnection, source_id: &str) -> AppResult<Vec<Review
 /// The latest review of each of `source_ids` (for views, lists and due dates), in one query.
 pub fn latest_for(conn: &mut DbConnection, source_ids: &[String]) -> AppResult<HashMap<String, ReviewRow>> {
     let mut latest: HashMap<String, ReviewRow> = HashMap::new();
-    if source_ids.is_empty() {
-        return Ok(latest);
-    }
-    let rows: Vec<ReviewRow> = reviews::table
-        .filter(reviews::source_id.eq_any(source_ids))
-        .order((reviews::reviewed_at.asc(), reviews::id.asc()))
-        .select(ReviewRow::as_select())
-        .load(conn)?;
+    let all = reviews::table.order((reviews::reviewed_at.asc(), reviews::id.asc())).select(ReviewRow::as_select());
+    let rows: Vec<ReviewRow> = match source_ids {
+        [] => return Ok(latest),
+        // One source: a statement SQLite keeps prepared (see `assignments::queries::active_for`).
+        [one] => all.filter(reviews::source_id.eq(one)).load(conn)?,
+        many => all.filter(reviews::source_id.eq_any(many)).load(conn)?,
+    };
     for row in rows {
         latest.insert(row.source_id.clone(), row);
     }
