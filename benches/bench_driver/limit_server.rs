@@ -534,6 +534,7 @@ pub fn run(args: LimitArgs) -> Result<(), String> {
         conn.batch_execute("ANALYZE").map_err(|e| e.to_string())?;
     }
     let pool = web::Data::new(pool);
+    let pool_size = args.pool_size;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let rt = actix_web::rt::System::new();
     rt.block_on(async move {
@@ -548,6 +549,8 @@ pub fn run(args: LimitArgs) -> Result<(), String> {
                 .route("/api/v1/sources/{id}/contacts", web::get().to(list_contacts))
         })
         .workers(workers)
+        // humint's setting (`server::blocking_threads_per_worker`), without hashing slots.
+        .worker_max_blocking_threads(pool_size.div_ceil(workers as u32) as usize)
         .bind(&args.bind)
         .map_err(|e| e.to_string())?
         .run()
