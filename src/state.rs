@@ -51,7 +51,11 @@ impl AppState {
                     .map_err(|e| AppError::Unavailable(e.to_string()))?;
                 migrated.store(true, Ordering::Release);
             }
-            work(&mut conn)
+            let result = work(&mut conn);
+            if result.is_err() {
+                conn.distrust();
+            }
+            result
         })
         .await?
     }

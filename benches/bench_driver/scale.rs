@@ -15,7 +15,6 @@ mod fill;
 
 use diesel::RunQueryDsl;
 use diesel::connection::SimpleConnection;
-use diesel::r2d2::ManageConnection;
 use humint::db::{Backend, DbConnection, DbManager};
 
 use super::*;
@@ -93,7 +92,7 @@ fn copy_dir(from: &Path, to: &Path) -> Res<()> {
 fn connect(env: &HumintEnv) -> Res<DbConnection> {
     let url = var(env, "HUMINT_DATABASE_URL")?;
     let backend = Backend::from_url(url).map_err(err("database URL"))?;
-    DbManager::new(backend).connect().map_err(err("connect to humint's database"))
+    DbManager::new(backend).open().map_err(err("connect to humint's database"))
 }
 
 impl HumintRun<'_> {

@@ -23,7 +23,6 @@ use std::time::Instant;
 
 use chrono::{NaiveDateTime, TimeDelta, Utc};
 use diesel::prelude::*;
-use diesel::r2d2::ManageConnection;
 use humint::audit::sequencer::checkpoints;
 use humint::audit::store::chained_after;
 use humint::audit::{
@@ -159,7 +158,7 @@ pub fn verify_scenario(args: &TrailArgs, smoke: bool, env: &HumintEnv, bin: &Pat
 /// Extends the stored chain to `target` events, then signs a checkpoint over the new head.
 fn grow(url: &str, keyring: &Path, target: u64) -> Res<()> {
     let backend = Backend::from_url(url).map_err(err("database URL"))?;
-    let mut conn = DbManager::new(backend).connect().map_err(err("connect"))?;
+    let mut conn = DbManager::new(backend).open().map_err(err("connect"))?;
     let keyring = Keyring::load(keyring).map_err(err("keyring"))?;
     let key = keyring.audit_key();
     let signer = AuditSigner::from_pkcs8(key.pkcs8_der(), key.key_id().to_string()).map_err(err("audit key"))?;

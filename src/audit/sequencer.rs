@@ -102,9 +102,17 @@ impl Drop for Sequencer {
 /// The background thread's pass: chain what no other instance is chaining, checkpoint if due.
 fn background_pass(state: &AppState) -> AppResult<()> {
     let mut conn = state.pool.get()?;
-    while chain_batch(&mut conn, Lock::Try)? == BATCH {}
+    let result = chain_and_checkpoint(state, &mut conn);
+    if result.is_err() {
+        conn.distrust();
+    }
+    result
+}
+
+fn chain_and_checkpoint(state: &AppState, conn: &mut DbConnection) -> AppResult<()> {
+    while chain_batch(conn, Lock::Try)? == BATCH {}
     let signer = audit_signer(state)?;
-    maybe_checkpoint(&mut conn, &signer, CheckpointPolicy::default(), state.clock.now(), false)
+    maybe_checkpoint(conn, &signer, CheckpointPolicy::default(), state.clock.now(), false)
 }
 
 /// Chains everything committed so far, then signs a checkpoint if one is due — or, with

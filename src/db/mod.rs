@@ -6,27 +6,23 @@
 //! URL tried as SQLite would silently create an empty file named after it.
 
 pub mod migrations;
+mod pool;
 pub mod schema;
 
-use std::path::PathBuf;
-use std::time::Duration;
+pub use pool::{DbManager, DbPool, PooledDb, TRUSTED_FOR, build_pool};
 
+use std::path::PathBuf;
+
+use diesel::Connection;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ManageConnection, Pool, PooledConnection};
 use diesel::sqlite::SqliteConnection;
-use diesel::{Connection, ConnectionError};
-
-use crate::error::AppError;
 
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
     Postgres(PgConnection),
     Sqlite(SqliteConnection),
 }
-
-pub type DbPool = Pool<DbManager>;
-pub type PooledDb = PooledConnection<DbManager>;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -74,76 +70,6 @@ impl Backend {
     pub fn is_postgres(&self) -> bool {
         matches!(self, Self::Postgres(_))
     }
-}
-
-/// Opens connections for the pool, each configured before first use.
-#[derive(Debug)]
-pub struct DbManager {
-    backend: Backend,
-}
-
-impl DbManager {
-    pub fn new(backend: Backend) -> Self {
-        Self { backend }
-    }
-}
-
-/// Applied to every SQLite connection: an acknowledged write must survive `kill -9` and power
-/// loss (WAL + synchronous=FULL); foreign keys are off by default in SQLite; the busy timeout
-/// lets concurrent writers queue instead of failing. The busy timeout comes first: switching a
-/// fresh file to WAL needs a lock, and several instances opening it at once would otherwise
-/// fail at once instead of waiting their turn.
-const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
-     PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
-
-impl ManageConnection for DbManager {
-    type Connection = DbConnection;
-    type Error = diesel::r2d2::Error;
-
-    fn connect(&self) -> Result<DbConnection, Self::Error> {
-        match &self.backend {
-            Backend::Postgres(url) => {
-                PgConnection::establish(url).map(DbConnection::Postgres).map_err(diesel::r2d2::Error::ConnectionError)
-            }
-            Backend::Sqlite(path) => {
-                let path = path.to_str().ok_or_else(|| {
-                    diesel::r2d2::Error::ConnectionError(ConnectionError::InvalidConnectionUrl(
-                        "SQLite path is not UTF-8".into(),
-                    ))
-                })?;
-                let mut conn = SqliteConnection::establish(path).map_err(diesel::r2d2::Error::ConnectionError)?;
-                conn.batch_execute(SQLITE_PRAGMAS).map_err(diesel::r2d2::Error::QueryError)?;
-                Ok(DbConnection::Sqlite(conn))
-            }
-        }
-    }
-
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
-        conn.batch_execute("SELECT 1").map_err(diesel::r2d2::Error::QueryError)
-    }
-
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        <DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(conn)
-    }
-}
-
-/// Builds the pool without connecting: the service starts (and answers 503) while the database
-/// is down, and recovers by itself when it returns.
-pub fn build_pool(backend: &Backend, size: u32, connect_timeout: Duration) -> Result<DbPool, AppError> {
-    if let Backend::Sqlite(path) = backend
-        && let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-    {
-        std::fs::create_dir_all(dir).map_err(|e| AppError::internal(format!("creating {}: {e}", dir.display())))?;
-    }
-    Ok(Pool::builder()
-        .max_size(size)
-        .min_idle(Some(0))
-        .connection_timeout(connect_timeout)
-        // A network database can vanish under an idle connection; check before use so a dead
-        // connection is replaced instead of failing a request. SQLite files do not vanish.
-        .test_on_check_out(backend.is_postgres())
-        .build_unchecked(DbManager::new(backend.clone())))
 }
 
 /// The turn of this process's SQLite writers (see [`write_tx`]). One per process: a deployment
