@@ -3,6 +3,9 @@
 //! `write_tx` — the same schema shape and row sizes, the same writes per request with the same
 //! durability (each request committed on its own: the domain row(s) and one plain event row), and
 //! nothing else: no token check, no access decision, no encryption, no hashing, no chain.
+//! It answers with the same data: a source read returns the source with its active assignments
+//! (and their holders' display names), the authorisation in force and the latest review, as
+//! humint's view does; a contact is logged knowing whether an authorisation is in force.
 //! Started by the driver as `bench_driver limit-server --bind ADDR --db URL ...`.
 
 use std::time::Duration;
@@ -48,15 +51,45 @@ diesel::table! {
     }
 }
 diesel::table! {
-    users (id) { id -> Text, username -> Text, password_hash -> Text, }
+    users (id) { id -> Text, username -> Text, display_name -> Text, password_hash -> Text, }
+}
+diesel::table! {
+    assignments (id) {
+        id -> Text, source_id -> Text, user_id -> Text, role -> Text, started_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>, assigned_by -> Text, ended_by -> Nullable<Text>,
+    }
+}
+diesel::table! {
+    authorisations (id) {
+        id -> Text, source_id -> Text, purpose -> Binary, valid_from -> Timestamp, valid_until -> Timestamp,
+        granted_by -> Text, granted_at -> Timestamp, cancelled_at -> Nullable<Timestamp>,
+        cancelled_by -> Nullable<Text>, cancel_reason -> Nullable<Binary>,
+    }
+}
+diesel::table! {
+    reviews (id) {
+        id -> Text, source_id -> Text, scheme -> Text, grade -> Text, rationale -> Binary, reviewed_by -> Text,
+        reviewed_at -> Timestamp, next_review_due -> Timestamp,
+    }
 }
 diesel::table! {
     sessions (id) { id -> Text, user_id -> Text, created_at -> Timestamp, last_seen_at -> Timestamp, }
 }
-diesel::allow_tables_to_appear_in_same_query!(sources, contacts, intelligence_items, audit_events, users, sessions);
+diesel::allow_tables_to_appear_in_same_query!(
+    sources,
+    contacts,
+    intelligence_items,
+    audit_events,
+    users,
+    sessions,
+    assignments,
+    authorisations,
+    reviews
+);
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY NOT NULL, username TEXT NOT NULL UNIQUE, password_hash TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY NOT NULL, username TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL, password_hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY NOT NULL, user_id TEXT NOT NULL REFERENCES users (id),
     created_at TIMESTAMP NOT NULL, last_seen_at TIMESTAMP NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_events (id TEXT PRIMARY KEY NOT NULL, seq BIGINT UNIQUE, at TEXT NOT NULL,
@@ -85,6 +118,19 @@ CREATE TABLE IF NOT EXISTS intelligence_items (id TEXT PRIMARY KEY NOT NULL,
     information_grade TEXT NOT NULL, handling TEXT, handling_conditions BLOB);
 CREATE INDEX IF NOT EXISTS intelligence_items_contact ON intelligence_items (contact_id, position);
 CREATE INDEX IF NOT EXISTS intelligence_items_source ON intelligence_items (source_id);
+CREATE TABLE IF NOT EXISTS assignments (id TEXT PRIMARY KEY NOT NULL, source_id TEXT NOT NULL REFERENCES sources (id),
+    user_id TEXT NOT NULL REFERENCES users (id), role TEXT NOT NULL, started_at TIMESTAMP NOT NULL,
+    ended_at TIMESTAMP, assigned_by TEXT NOT NULL, ended_by TEXT);
+CREATE INDEX IF NOT EXISTS assignments_source ON assignments (source_id, ended_at);
+CREATE TABLE IF NOT EXISTS authorisations (id TEXT PRIMARY KEY NOT NULL,
+    source_id TEXT NOT NULL REFERENCES sources (id), purpose BLOB NOT NULL, valid_from TIMESTAMP NOT NULL,
+    valid_until TIMESTAMP NOT NULL, granted_by TEXT NOT NULL, granted_at TIMESTAMP NOT NULL,
+    cancelled_at TIMESTAMP, cancelled_by TEXT, cancel_reason BLOB);
+CREATE INDEX IF NOT EXISTS authorisations_source ON authorisations (source_id, valid_until);
+CREATE TABLE IF NOT EXISTS reviews (id TEXT PRIMARY KEY NOT NULL, source_id TEXT NOT NULL REFERENCES sources (id),
+    scheme TEXT NOT NULL, grade TEXT NOT NULL, rationale BLOB NOT NULL, reviewed_by TEXT NOT NULL,
+    reviewed_at TIMESTAMP NOT NULL, next_review_due TIMESTAMP NOT NULL);
+CREATE INDEX IF NOT EXISTS reviews_source ON reviews (source_id, reviewed_at);
 ";
 
 #[derive(Queryable, Selectable, Insertable, Clone)]
@@ -132,6 +178,39 @@ struct SourceRow {
     juvenile: bool,
     registered_at: chrono::NaiveDateTime,
     registered_by: String,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = assignments)]
+struct AssignmentRow {
+    id: String,
+    user_id: String,
+    role: String,
+    started_at: chrono::NaiveDateTime,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = authorisations)]
+struct AuthorisationRow {
+    id: String,
+    purpose: Vec<u8>,
+    valid_from: chrono::NaiveDateTime,
+    valid_until: chrono::NaiveDateTime,
+    granted_by: String,
+    granted_at: chrono::NaiveDateTime,
+    cancelled_at: Option<chrono::NaiveDateTime>,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = reviews)]
+struct ReviewRow {
+    id: String,
+    scheme: String,
+    grade: String,
+    rationale: Vec<u8>,
+    reviewed_by: String,
+    reviewed_at: chrono::NaiveDateTime,
+    next_review_due: chrono::NaiveDateTime,
 }
 
 #[derive(Deserialize)]
@@ -345,21 +424,70 @@ async fn db<T: Send + 'static>(
     .map_err(fail)
 }
 
+/// The source with what humint's view carries: active assignments with their holders' display
+/// names, the authorisation in force, the latest review. The same queries humint runs for it.
+fn source_view(conn: &mut DbConnection, s: SourceRow) -> QueryResult<serde_json::Value> {
+    let now = chrono::Utc::now().naive_utc();
+    let active: Vec<(AssignmentRow, String)> = assignments::table
+        .inner_join(users::table.on(users::id.eq(assignments::user_id)))
+        .filter(assignments::ended_at.is_null())
+        .filter(assignments::source_id.eq(&s.id))
+        .order((assignments::started_at.asc(), assignments::id.asc()))
+        .select((AssignmentRow::as_select(), users::display_name))
+        .load(conn)?;
+    let authorisation: Option<AuthorisationRow> = current_authorisation(conn, &s.id, now)?;
+    let review: Option<ReviewRow> = reviews::table
+        .filter(reviews::source_id.eq(&s.id))
+        .order((reviews::reviewed_at.asc(), reviews::id.asc()))
+        .select(ReviewRow::as_select())
+        .load(conn)?
+        .pop();
+    let assignments: Vec<serde_json::Value> = active
+        .into_iter()
+        .map(|(a, display_name)| {
+            json!({"id": a.id, "user_id": a.user_id, "display_name": display_name, "role": a.role,
+                "started_at": ts(a.started_at)})
+        })
+        .collect();
+    Ok(json!({"id": s.id, "urn": s.urn, "pseudonym": s.pseudonym, "unit": s.unit,
+        "status": s.status, "risk_level": s.risk_level, "juvenile": s.juvenile,
+        "registered_at": ts(s.registered_at), "registered_by": s.registered_by, "flags": [],
+        "assignments": assignments,
+        "authorisation": authorisation.map(|a| json!({"id": a.id, "purpose": unpad(&a.purpose),
+            "valid_from": ts(a.valid_from), "valid_until": ts(a.valid_until), "granted_by": a.granted_by,
+            "granted_at": ts(a.granted_at), "cancelled_at": a.cancelled_at.map(ts)})),
+        "reliability": review.map(|r| json!({"id": r.id, "scheme": r.scheme, "grade": r.grade,
+            "rationale": unpad(&r.rationale), "reviewed_by": r.reviewed_by, "reviewed_at": ts(r.reviewed_at),
+            "next_review_due": ts(r.next_review_due)}))}))
+}
+
+fn current_authorisation(
+    conn: &mut DbConnection,
+    source_id: &str,
+    now: chrono::NaiveDateTime,
+) -> QueryResult<Option<AuthorisationRow>> {
+    let rows: Vec<AuthorisationRow> = authorisations::table
+        .filter(authorisations::valid_from.le(now))
+        .filter(authorisations::valid_until.gt(now))
+        .filter(authorisations::source_id.eq(source_id))
+        .select(AuthorisationRow::as_select())
+        .load(conn)?;
+    Ok(rows.into_iter().find(|a| a.cancelled_at.is_none()))
+}
+
 async fn get_source(pool: web::Data<DbPool>, id: web::Path<String>) -> actix_web::Result<HttpResponse> {
     let id = id.into_inner();
     let found = db(pool, move |conn| {
         write_tx(conn, |conn| {
             let row = sources::table.find(&id).select(SourceRow::as_select()).first(conn).optional()?;
+            let view = row.map(|s| source_view(conn, s)).transpose()?;
             event(conn, "source.read", Some(&id), Some(&id))?;
-            Ok(row)
+            Ok(view)
         })
     })
     .await?;
     Ok(match found {
-        Some(s) => HttpResponse::Ok().json(json!({"id": s.id, "urn": s.urn, "pseudonym": s.pseudonym, "unit": s.unit,
-            "status": s.status, "risk_level": s.risk_level, "juvenile": s.juvenile,
-            "registered_at": ts(s.registered_at), "registered_by": s.registered_by, "flags": [],
-            "assignments": [], "authorisation": null, "reliability": null})),
+        Some(view) => HttpResponse::Ok().json(view),
         None => HttpResponse::NotFound().finish(),
     })
 }
@@ -375,7 +503,9 @@ async fn create_contact(
             let source: Option<SourceRow> =
                 sources::table.find(&id).select(SourceRow::as_select()).first(conn).optional()?;
             let Some(source) = source else { return Ok(None) };
-            let (row, items) = contact_rows(&id, &body, &source.registered_by);
+            let in_force = current_authorisation(conn, &id, chrono::Utc::now().naive_utc())?.is_some();
+            let (mut row, items) = contact_rows(&id, &body, &source.registered_by);
+            row.status_drift = !in_force;
             diesel::insert_into(contacts::table).values(&row).execute(conn)?;
             insert_items(conn, &items)?;
             event(conn, "contact.create", Some(&id), Some(&row.id))?;
@@ -464,7 +594,12 @@ fn seed(conn: &mut DbConnection, args: &LimitArgs) -> QueryResult<()> {
         let handlers: Vec<String> = (0..args.handlers).map(|_| Uuid::new_v4().to_string()).collect();
         for (i, h) in handlers.iter().enumerate() {
             diesel::insert_into(users::table)
-                .values((users::id.eq(h), users::username.eq(format!("bench.h{i}")), users::password_hash.eq("")))
+                .values((
+                    users::id.eq(h),
+                    users::username.eq(format!("bench.h{i}")),
+                    users::display_name.eq(format!("Bench Handler {i}")),
+                    users::password_hash.eq(""),
+                ))
                 .execute(conn)?;
         }
         let body = crate::contact_body(chrono::Utc::now() - chrono::TimeDelta::hours(2));
@@ -485,6 +620,29 @@ fn seed(conn: &mut DbConnection, args: &LimitArgs) -> QueryResult<()> {
                     sources::registered_at.eq(now),
                     sources::registered_by.eq(by),
                     sources::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            // As humint's seeding leaves it: the registering handler holds the handler
+            // assignment, and an authorisation (granted by the unit's controller) is in force.
+            diesel::insert_into(assignments::table)
+                .values((
+                    assignments::id.eq(Uuid::new_v4().to_string()),
+                    assignments::source_id.eq(&id),
+                    assignments::user_id.eq(by),
+                    assignments::role.eq("handler"),
+                    assignments::started_at.eq(now),
+                    assignments::assigned_by.eq(by),
+                ))
+                .execute(conn)?;
+            diesel::insert_into(authorisations::table)
+                .values((
+                    authorisations::id.eq(Uuid::new_v4().to_string()),
+                    authorisations::source_id.eq(&id),
+                    authorisations::purpose.eq(pad("Benchmark authorisation")),
+                    authorisations::valid_from.eq(now - chrono::TimeDelta::days(1)),
+                    authorisations::valid_until.eq(now + chrono::TimeDelta::days(120)),
+                    authorisations::granted_by.eq(by),
+                    authorisations::granted_at.eq(now),
                 ))
                 .execute(conn)?;
             let per = args.contacts / args.sources.max(1) + usize::from(s < args.contacts % args.sources.max(1));
