@@ -43,19 +43,16 @@ impl AppState {
         let pending = (!self.migrated.load(Ordering::Acquire))
             .then(|| (self.config.clone(), self.clock.clone(), self.keys.clone(), self.migrated.clone()));
         actix_web::web::block(move || {
-            let mut conn = pool.get()?;
-            if let Some((config, clock, keys, migrated)) = pending {
-                crate::bootstrap::prepare_database(&mut conn, &config, &clock)
-                    .map_err(|e| AppError::Unavailable(e.to_string()))?;
-                crate::bootstrap::ensure_system_key(&mut conn, &keys, &clock)
-                    .map_err(|e| AppError::Unavailable(e.to_string()))?;
-                migrated.store(true, Ordering::Release);
-            }
-            let result = work(&mut conn);
-            if result.is_err() {
-                conn.distrust();
-            }
-            result
+            pool.get()?.failing_distrusted(|conn| {
+                if let Some((config, clock, keys, migrated)) = pending {
+                    crate::bootstrap::prepare_database(conn, &config, &clock)
+                        .map_err(|e| AppError::Unavailable(e.to_string()))?;
+                    crate::bootstrap::ensure_system_key(conn, &keys, &clock)
+                        .map_err(|e| AppError::Unavailable(e.to_string()))?;
+                    migrated.store(true, Ordering::Release);
+                }
+                work(conn)
+            })
         })
         .await?
     }

@@ -101,27 +101,21 @@ impl Drop for Sequencer {
 
 /// The background thread's pass: chain what no other instance is chaining, checkpoint if due.
 fn background_pass(state: &AppState) -> AppResult<()> {
-    let mut conn = state.pool.get()?;
-    let result = chain_and_checkpoint(state, &mut conn);
-    if result.is_err() {
-        conn.distrust();
-    }
-    result
-}
-
-fn chain_and_checkpoint(state: &AppState, conn: &mut DbConnection) -> AppResult<()> {
-    while chain_batch(conn, Lock::Try)? == BATCH {}
-    let signer = audit_signer(state)?;
-    maybe_checkpoint(conn, &signer, CheckpointPolicy::default(), state.clock.now(), false)
+    state.pool.get()?.failing_distrusted(|conn| {
+        while chain_batch(conn, Lock::Try)? == BATCH {}
+        let signer = audit_signer(state)?;
+        maybe_checkpoint(conn, &signer, CheckpointPolicy::default(), state.clock.now(), false)
+    })
 }
 
 /// Chains everything committed so far, then signs a checkpoint if one is due — or, with
 /// `force`, of the head now if it is beyond the last checkpoint (tests and operators use this).
 pub fn run_once(state: &AppState, force: bool) -> AppResult<()> {
-    let mut conn = state.pool.get()?;
-    chain_pending(&mut conn)?;
-    let signer = audit_signer(state)?;
-    maybe_checkpoint(&mut conn, &signer, CheckpointPolicy::default(), state.clock.now(), force)
+    state.pool.get()?.failing_distrusted(|conn| {
+        chain_pending(conn)?;
+        let signer = audit_signer(state)?;
+        maybe_checkpoint(conn, &signer, CheckpointPolicy::default(), state.clock.now(), force)
+    })
 }
 
 /// Chains pending events only (no checkpoint): `GET /audit/verify` calls this so that a verify

@@ -119,10 +119,16 @@ impl DbPool {
 pub struct PooledDb(PooledConnection<DbManager>);
 
 impl PooledDb {
-    /// The work done with this connection failed, perhaps because of the connection itself:
-    /// check it before it is used again.
-    pub fn distrust(&mut self) {
-        self.0.distrusted = true;
+    /// Runs `work` on this connection; if it fails (perhaps because of the connection itself),
+    /// the connection is checked before it is used again. Every use on a path that may run
+    /// again within [`TRUSTED_FOR`] goes through here: a dead connection that kept failing
+    /// without being distrusted would be handed out again and again unchecked.
+    pub fn failing_distrusted<T, E>(mut self, work: impl FnOnce(&mut DbConnection) -> Result<T, E>) -> Result<T, E> {
+        let result = work(&mut self);
+        if result.is_err() {
+            self.0.distrusted = true;
+        }
+        result
     }
 }
 
@@ -177,6 +183,16 @@ mod tests {
         assert!(kept(Some(Duration::from_secs(5)), false, now).needs_check(now));
         assert!(kept(Some(Duration::ZERO), true, now).needs_check(now), "a failed use is always checked");
         assert!(kept(None, false, now).needs_check(now));
+    }
+
+    #[test]
+    fn work_that_fails_leaves_its_connection_distrusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = build_pool(&Backend::Sqlite(dir.path().join("p.db")), 1, Duration::from_secs(5)).unwrap();
+        assert_eq!(pool.get().unwrap().failing_distrusted(|_| Ok::<_, ()>(7)), Ok(7));
+        assert!(!pool.get().unwrap().0.distrusted, "a use that worked leaves it trusted");
+        assert_eq!(pool.get().unwrap().failing_distrusted(|_| Err::<(), _>("failed")), Err("failed"));
+        assert!(pool.get().unwrap().0.distrusted, "the one connection of the pool is now distrusted");
     }
 
     #[test]
