@@ -67,8 +67,8 @@ impl DbManager {
 /// A connection as the pool keeps it: with what is known about its health.
 pub struct Kept {
     conn: DbConnection,
-    /// When it was last handed back to the pool (None: never used yet).
-    returned_at: Option<Instant>,
+    /// When it was last handed back to the pool, or opened.
+    returned_at: Instant,
     /// Its last use failed: check it before the next, however recent.
     distrusted: bool,
 }
@@ -76,7 +76,7 @@ pub struct Kept {
 impl Kept {
     /// Whether a check-out must check the connection first (see the module comment).
     fn needs_check(&self, now: Instant) -> bool {
-        self.distrusted || self.returned_at.is_none_or(|at| now.saturating_duration_since(at) >= TRUSTED_FOR)
+        self.distrusted || now.saturating_duration_since(self.returned_at) >= TRUSTED_FOR
     }
 }
 
@@ -86,7 +86,7 @@ impl ManageConnection for DbManager {
 
     fn connect(&self) -> Result<Kept, Self::Error> {
         // Just opened: it works, and the first check-out does not need to ask again.
-        self.open().map(|conn| Kept { conn, returned_at: Some(Instant::now()), distrusted: false })
+        self.open().map(|conn| Kept { conn, returned_at: Instant::now(), distrusted: false })
     }
 
     fn is_valid(&self, kept: &mut Kept) -> Result<(), Self::Error> {
@@ -99,7 +99,7 @@ impl ManageConnection for DbManager {
     }
 
     fn has_broken(&self, kept: &mut Kept) -> bool {
-        kept.returned_at = Some(Instant::now());
+        kept.returned_at = Instant::now();
         <DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(&mut kept.conn)
     }
 }
@@ -169,20 +169,19 @@ pub fn build_pool(backend: &Backend, size: u32, connect_timeout: Duration) -> Re
 mod tests {
     use super::*;
 
-    fn kept(returned_ago: Option<Duration>, distrusted: bool, now: Instant) -> Kept {
+    fn kept(returned_ago: Duration, distrusted: bool, now: Instant) -> Kept {
         let conn = DbConnection::Sqlite(SqliteConnection::establish(":memory:").unwrap());
-        Kept { conn, returned_at: returned_ago.map(|ago| now - ago), distrusted }
+        Kept { conn, returned_at: now - returned_ago, distrusted }
     }
 
     #[test]
     fn only_a_connection_just_handed_back_in_working_order_skips_the_check() {
         let now = Instant::now() + Duration::from_secs(10);
-        assert!(!kept(Some(Duration::ZERO), false, now).needs_check(now));
-        assert!(!kept(Some(TRUSTED_FOR - Duration::from_millis(1)), false, now).needs_check(now));
-        assert!(kept(Some(TRUSTED_FOR), false, now).needs_check(now), "the window is half-open");
-        assert!(kept(Some(Duration::from_secs(5)), false, now).needs_check(now));
-        assert!(kept(Some(Duration::ZERO), true, now).needs_check(now), "a failed use is always checked");
-        assert!(kept(None, false, now).needs_check(now));
+        assert!(!kept(Duration::ZERO, false, now).needs_check(now));
+        assert!(!kept(TRUSTED_FOR - Duration::from_millis(1), false, now).needs_check(now));
+        assert!(kept(TRUSTED_FOR, false, now).needs_check(now), "the window is half-open");
+        assert!(kept(Duration::from_secs(5), false, now).needs_check(now));
+        assert!(kept(Duration::ZERO, true, now).needs_check(now), "a failed use is always checked");
     }
 
     #[test]
@@ -199,7 +198,7 @@ mod tests {
     fn a_distrusted_connection_is_trusted_again_after_a_check_passes() {
         let manager = DbManager::new(Backend::Sqlite(":memory:".into()));
         let now = Instant::now() + Duration::from_secs(10);
-        let mut k = kept(Some(Duration::ZERO), true, now);
+        let mut k = kept(Duration::ZERO, true, now);
         manager.is_valid(&mut k).unwrap();
         assert!(!k.distrusted);
         assert!(!manager.has_broken(&mut k), "no transaction left open");
