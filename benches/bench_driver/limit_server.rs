@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use diesel::prelude::*;
+use humint::audit::format_at;
 use humint::db::{self, Backend, DbConnection, DbPool, write_tx};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -296,8 +297,9 @@ fn unopt(b: &[u8]) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 
+/// Times as humint writes them (its own formatter, so neither side parses a format string).
 fn ts(t: chrono::NaiveDateTime) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+    format_at(&t.and_utc())
 }
 
 /// One plain event row: the same columns humint fills, no seq, no hash.
@@ -306,7 +308,7 @@ fn event(conn: &mut DbConnection, action: &str, source: Option<&str>, resource: 
     diesel::insert_into(audit_events::table)
         .values((
             audit_events::id.eq(Uuid::new_v4().to_string()),
-            audit_events::at.eq(now.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()),
+            audit_events::at.eq(format_at(&now)),
             audit_events::actor_id.eq(Some(Uuid::nil().to_string())),
             audit_events::actor_username.eq(Some("bench.handler")),
             audit_events::action.eq(action),
